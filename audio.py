@@ -1,0 +1,148 @@
+"""Audio conversions between WebRTC frames, the Realtime API's PCM16 and paced playback."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE_RATE = 24_000  # the Realtime API's PCM16 rate, in and out
+FRAME_MS = 20
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+
+
+def to_mono_int16(audio: np.ndarray) -> np.ndarray:
+    """Any fastrtc/numpy layout ((N,), (1, N), (N, 1), (C, N)) and dtype → 1-D int16."""
+    data = np.asarray(audio)
+    if data.ndim == 2:
+        # fastrtc gives (channels, samples); a few callers give (samples, channels).
+        data = data.mean(axis=0) if data.shape[0] <= data.shape[1] else data.mean(axis=1)
+    data = data.reshape(-1)
+    if data.dtype == np.int16:
+        return data
+    if np.issubdtype(data.dtype, np.floating):
+        scale = 32767.0 if np.abs(data).max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(np.round(data * scale), -32768, 32767).astype(np.int16)
+    return np.clip(data, -32768, 32767).astype(np.int16)
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Linear-interpolation resampling of int16 mono; good enough for speech at 16–48 kHz."""
+    if from_rate == to_rate or audio.size == 0:
+        return audio
+    duration = audio.size / from_rate
+    target = max(1, round(duration * to_rate))
+    positions = np.linspace(0, audio.size - 1, target)
+    return np.round(np.interp(positions, np.arange(audio.size), audio.astype(np.float32))).astype(np.int16)
+
+
+def to_realtime_pcm(sample_rate: int, audio: np.ndarray) -> np.ndarray:
+    """A received WebRTC frame → 24 kHz mono int16 for `input_audio_buffer.append`."""
+    return resample(to_mono_int16(audio), sample_rate, SAMPLE_RATE)
+
+
+def encode_pcm16(pcm: np.ndarray) -> str:
+    return base64.b64encode(pcm.astype("<i2").tobytes()).decode("ascii")
+
+
+def decode_pcm16(payload: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(payload), dtype="<i2").astype(np.int16)
+
+
+def pcm_ms(samples: int, rate: int = SAMPLE_RATE) -> int:
+    return samples * 1000 // rate
+
+
+def rms(pcm: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if pcm.size else 0.0
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """What barge-in stopped: the assistant item and how much of it the user actually heard."""
+
+    item_id: str
+    played_ms: int
+    received_ms: int
+
+
+class Playback:
+    """The assistant's audio on its way to the speaker, paced at real time.
+
+    fastrtc decodes whatever `emit` returns into an unbounded queue at once, so without pacing
+    we could not know what was heard when the user interrupts. We release 20 ms frames no more
+    than `lead_ms` ahead of the wall clock, which bounds what sits in fastrtc's queue.
+    """
+
+    def __init__(self, lead_ms: int = 60, clock=time.monotonic) -> None:
+        self._frames: deque[tuple[str, np.ndarray]] = deque()
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending_item = ""
+        self._lead = lead_ms / 1000
+        self._clock = clock
+        self._playhead = 0.0  # wall-clock time at which the last released frame ends
+        self._item = ""
+        self._released_ms = 0
+        self._received_ms: dict[str, int] = {}
+
+    def add(self, item_id: str, pcm: np.ndarray) -> None:
+        """Queue a delta, cut into whole 20 ms frames (the remainder waits for the next delta)."""
+        if item_id != self._pending_item:
+            self._flush_pending()
+            self._pending_item = item_id
+        self._received_ms[item_id] = self._received_ms.get(item_id, 0) + pcm_ms(pcm.size)
+        data = np.concatenate([self._pending, pcm]) if self._pending.size else pcm
+        whole = data.size - data.size % FRAME_SAMPLES
+        for start in range(0, whole, FRAME_SAMPLES):
+            self._frames.append((item_id, data[start : start + FRAME_SAMPLES]))
+        self._pending = data[whole:]
+
+    def finish(self, item_id: str) -> None:
+        """The item's audio is complete: release its last partial frame, padded with silence."""
+        if item_id == self._pending_item:
+            self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        if self._pending.size:
+            frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+            frame[: self._pending.size] = self._pending
+            self._frames.append((self._pending_item, frame))
+        self._pending = np.zeros(0, dtype=np.int16)
+
+    def wait_time(self) -> float:
+        """Seconds until the next frame may be released (0 when one is due now)."""
+        return max(0.0, self._playhead - self._lead - self._clock())
+
+    def next_frame(self) -> np.ndarray | None:
+        """The next frame if one is queued and due, else None."""
+        if not self._frames or self.wait_time() > 0:
+            return None
+        item_id, frame = self._frames.popleft()
+        now = self._clock()
+        if item_id != self._item:
+            self._item, self._released_ms = item_id, 0
+        self._playhead = max(self._playhead, now) + FRAME_MS / 1000
+        self._released_ms += FRAME_MS
+        return frame
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._frames) or self._pending.size > 0 or self._clock() < self._playhead
+
+    def interrupt(self) -> Interruption | None:
+        """Drop everything not yet heard; say which item was cut and at how many ms."""
+        started = self._item if self.busy else ""
+        item = started or (self._frames[0][0] if self._frames else self._pending_item)
+        unheard = max(0.0, self._playhead - self._clock())
+        heard_ms = max(0, self._released_ms - round(unheard * 1000)) if started else 0
+        stopped = Interruption(item, heard_ms, self._received_ms.get(item, 0)) if item else None
+        self._received_ms.clear()
+        self._frames.clear()
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending_item = ""
+        self._playhead = self._clock()
+        self._item, self._released_ms = "", 0
+        return stopped

@@ -1,0 +1,303 @@
+"""One service-side Realtime session: the protocol state machine of the local engine.
+
+It behaves like the service where apps go wrong: one active response at a time, truncation
+checked against the audio that exists, errors for invalid events, server VAD, transcription
+events, and a blank session per connection. What it *says* comes from a pluggable Assistant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from audio import SAMPLE_RATE, decode_pcm16, encode_pcm16, pcm_ms
+from config import Dialect
+from realtime.dialect import to_wire_name
+
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    arguments: str
+
+
+@dataclass
+class ResponseContext:
+    """What an Assistant sees when asked to respond."""
+
+    items: list[Event]
+    tools: list[Event]
+    tool_choice: str
+    instructions: str
+
+    @property
+    def last(self) -> Event | None:
+        return self.items[-1] if self.items else None
+
+
+class Assistant(Protocol):
+    async def respond(self, context: ResponseContext) -> list[Say | Call]: ...
+
+
+class Voice(Protocol):
+    def synthesize(self, text: str) -> Iterable[np.ndarray]: ...
+
+
+class TurnDetector(Protocol):
+    def feed(self, pcm: np.ndarray) -> list[tuple[str, int]]: ...
+    def reset(self) -> None: ...
+
+
+Transcriber = Callable[[np.ndarray], Awaitable[str | None]]
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.param = code, param
+
+
+@dataclass
+class EngineSession:
+    """State of one connection; `emit` sends a GA-named event (renamed here for preview clients)."""
+
+    dialect: Dialect
+    emit_raw: Callable[[Event], Awaitable[None]]
+    assistant: Assistant
+    voice: Voice
+    detector: TurnDetector | None
+    transcriber: Transcriber | None = None
+    audio_chunk_ms: int = 100
+    speed: float = 4.0  # how much faster than real time audio is streamed (the service is faster too)
+    config: Event = field(default_factory=dict)
+    items: list[Event] = field(default_factory=list)
+    buffer: list[np.ndarray] = field(default_factory=list)
+    buffer_ms: int = 0
+    speech_start_ms: int | None = None
+    active: asyncio.Task | None = None
+    audio_ms: dict[str, int] = field(default_factory=dict)
+    tasks: set[asyncio.Task] = field(default_factory=set)
+
+    async def emit(self, event: Event) -> None:
+        event = {"event_id": _id("event"), **event, "type": to_wire_name(event["type"], self.dialect)}
+        await self.emit_raw(event)
+
+    async def error(self, code: str, message: str, event_id: str | None = None, param: str | None = None) -> None:
+        error = {"type": "invalid_request_error", "code": code, "message": message, "param": param,
+                 "event_id": event_id}
+        await self.emit({"type": "error", "error": error})
+
+    async def start(self) -> None:
+        await self.emit({"type": "session.created", "session": {"id": _id("sess"), "object": "realtime.session"}})
+
+    async def handle(self, event: Event) -> None:
+        handler = getattr(self, "on_" + event.get("type", "").replace(".", "_"), None)
+        if handler is None:
+            await self.error("invalid_event", f"Unknown event type: {event.get('type')!r}", event.get("event_id"))
+            return
+        try:
+            await handler(event)
+        except ProtocolError as exc:
+            await self.error(exc.code, str(exc), event.get("event_id"), exc.param)
+
+    async def close(self) -> None:
+        for task in [*self.tasks, *([self.active] if self.active else [])]:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # ---- session configuration -------------------------------------------------------------
+
+    async def on_session_update(self, event: Event) -> None:
+        session = event.get("session")
+        if not isinstance(session, dict):
+            raise ProtocolError("invalid_value", "session must be an object", "session")
+        if self.dialect == "ga":
+            if session.get("type") != "realtime":
+                raise ProtocolError("missing_required_parameter", "Missing required parameter: 'session.type'.",
+                                    "session.type")
+            for legacy in ("modalities", "input_audio_format", "voice", "turn_detection"):
+                if legacy in session:
+                    raise ProtocolError("unknown_parameter", f"Unknown parameter: 'session.{legacy}'.",
+                                        f"session.{legacy}")
+        elif "audio" in session or "type" in session:
+            raise ProtocolError("unknown_parameter", "Unknown parameter: 'session.audio'.", "session.audio")
+        self.config.update(session)
+        await self.emit({"type": "session.updated", "session": self.config})
+
+    def _input(self, key: str) -> Any:
+        if self.dialect == "ga":
+            return self.config.get("audio", {}).get("input", {}).get(key)
+        return self.config.get({"turn_detection": "turn_detection",
+                                "transcription": "input_audio_transcription"}[key])
+
+    # ---- input audio -----------------------------------------------------------------------
+
+    async def on_input_audio_buffer_append(self, event: Event) -> None:
+        try:
+            pcm = decode_pcm16(event["audio"])
+        except (KeyError, ValueError) as exc:
+            raise ProtocolError("invalid_value", f"audio must be base64 PCM16: {exc}", "audio") from None
+        self.buffer.append(pcm)
+        self.buffer_ms += pcm_ms(pcm.size)
+        vad = self._input("turn_detection")
+        if not vad or self.detector is None:
+            return
+        for kind, at_ms in self.detector.feed(pcm):
+            if kind == "speech_started":
+                self.speech_start_ms = at_ms
+                await self.emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": at_ms,
+                                 "item_id": _id("item")})
+                if vad.get("interrupt_response", True) and self.active:
+                    self.active.cancel()
+            elif kind == "speech_stopped":
+                await self.emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": at_ms})
+                await self._commit(respond=vad.get("create_response", True))
+
+    async def on_input_audio_buffer_commit(self, event: Event) -> None:
+        if self.buffer_ms < 100:
+            raise ProtocolError("input_audio_buffer_commit_empty",
+                                f"buffer too small: expected at least 100ms, got {self.buffer_ms}ms")
+        await self._commit(respond=False)
+
+    async def on_input_audio_buffer_clear(self, event: Event) -> None:
+        self.buffer, self.buffer_ms = [], 0
+        await self.emit({"type": "input_audio_buffer.cleared"})
+
+    async def _commit(self, respond: bool) -> None:
+        pcm = np.concatenate(self.buffer) if self.buffer else np.zeros(0, np.int16)
+        self.buffer, self.buffer_ms, self.speech_start_ms = [], 0, None
+        if self.detector is not None:
+            self.detector.reset()
+        item = {"id": _id("item"), "type": "message", "role": "user", "status": "completed",
+                "content": [{"type": "input_audio", "transcript": None}]}
+        previous = self.items[-1]["id"] if self.items else None
+        await self.emit({"type": "input_audio_buffer.committed", "item_id": item["id"], "previous_item_id": previous})
+        await self._add_item(item)
+        transcription = self._input("transcription")
+        if transcription:
+            await self._transcribe(item, pcm)
+        if respond and not self.active:
+            self._start_response({})
+
+    async def _transcribe(self, item: Event, pcm: np.ndarray) -> None:
+        text = await self.transcriber(pcm) if self.transcriber else None
+        if text is None:
+            await self.emit({"type": "conversation.item.input_audio_transcription.failed", "item_id": item["id"],
+                             "content_index": 0, "error": {"type": "transcription_error",
+                                                           "message": "no speech recognition model"}})
+            return
+        item["content"][0]["transcript"] = text
+        await self.emit({"type": "conversation.item.input_audio_transcription.completed", "item_id": item["id"],
+                         "content_index": 0, "transcript": text})
+
+    # ---- conversation items ----------------------------------------------------------------
+
+    async def _add_item(self, item: Event, previous: str | None = None) -> None:
+        previous = previous or (self.items[-1]["id"] if self.items else None)
+        self.items.append(item)
+        await self.emit({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
+        if self.dialect == "ga":
+            await self.emit({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
+
+    async def on_conversation_item_create(self, event: Event) -> None:
+        item = dict(event.get("item") or {})
+        kind = item.get("type")
+        if kind not in ("message", "function_call", "function_call_output"):
+            raise ProtocolError("invalid_value", f"Invalid item type: {kind!r}", "item.type")
+        if any(existing["id"] == item.get("id") for existing in self.items):
+            raise ProtocolError("item_already_exists", f"Item with id {item.get('id')!r} already exists.", "item.id")
+        if kind == "function_call_output":
+            calls = {i.get("call_id") for i in self.items if i["type"] == "function_call"}
+            if item.get("call_id") not in calls:
+                raise ProtocolError("invalid_value", f"No tool call found for call_id {item.get('call_id')!r}.",
+                                    "item.call_id")
+            if not isinstance(item.get("output"), str):
+                raise ProtocolError("invalid_type", "item.output must be a string", "item.output")
+        if kind == "message" and item.get("role") not in ("user", "assistant", "system"):
+            raise ProtocolError("invalid_value", "Invalid role", "item.role")
+        item.setdefault("id", _id("item"))
+        item["status"] = "completed"
+        await self._add_item(item, event.get("previous_item_id"))
+
+    async def on_conversation_item_truncate(self, event: Event) -> None:
+        item = next((i for i in self.items if i["id"] == event.get("item_id")), None)
+        if item is None or item.get("role") != "assistant":
+            raise ProtocolError("invalid_value", f"Item {event.get('item_id')!r} is not an assistant message.",
+                                "item_id")
+        have, want = self.audio_ms.get(item["id"], 0), int(event.get("audio_end_ms", -1))
+        if want < 0 or want > have:
+            raise ProtocolError("invalid_value", f"Audio content of {have}ms is already shorter than {want}ms",
+                                "audio_end_ms")
+        self.audio_ms[item["id"]] = want
+        await self.emit({"type": "conversation.item.truncated", "item_id": item["id"], "content_index": 0,
+                         "audio_end_ms": want})
+
+    async def on_conversation_item_delete(self, event: Event) -> None:
+        before = len(self.items)
+        self.items = [i for i in self.items if i["id"] != event.get("item_id")]
+        if len(self.items) == before:
+            raise ProtocolError("invalid_value", f"Item {event.get('item_id')!r} does not exist.", "item_id")
+        await self.emit({"type": "conversation.item.deleted", "item_id": event.get("item_id")})
+
+    # ---- responses -------------------------------------------------------------------------
+
+    async def on_response_create(self, event: Event) -> None:
+        if self.active:
+            raise ProtocolError("conversation_already_has_active_response",
+                                "Conversation already has an active response in progress.")
+        self._start_response(event.get("response") or {})
+
+    async def on_response_cancel(self, event: Event) -> None:
+        if not self.active:
+            raise ProtocolError("response_cancel_not_active", "Cancellation failed: no active response found")
+        self.active.cancel()
+
+    def _start_response(self, options: Event) -> None:
+        self.active = asyncio.ensure_future(self._respond(options))
+
+    async def _respond(self, options: Event) -> None:
+        from offline.streaming import stream_response  # keeps this module to the state machine
+
+        await stream_response(self, options)
+        self.active = None
+
+    def context(self, options: Event) -> ResponseContext:
+        return ResponseContext(
+            items=list(self.items),
+            tools=options.get("tools", self.config.get("tools", [])),
+            tool_choice=options.get("tool_choice", self.config.get("tool_choice", "auto")),
+            instructions=options.get("instructions", self.config.get("instructions", "")),
+        )
+
+
+def parse_json(text: str | bytes) -> Event | None:
+    with contextlib.suppress(ValueError):
+        data = json.loads(text)
+        return data if isinstance(data, dict) else None
+    return None
+
+
+__all__ = ["SAMPLE_RATE", "Assistant", "Call", "EngineSession", "ResponseContext", "Say", "encode_pcm16"]

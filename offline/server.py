@@ -1,0 +1,162 @@
+"""A local Realtime-API server on a loopback port: the offline engine and the tests' service.
+
+It accepts the URLs the `openai` SDK builds for OpenAI GA (`/v1/realtime?model=`), Azure GA
+(`/openai/v1/realtime?model=`) and Azure preview (`/openai/realtime?api-version=&deployment=`),
+checks the key like the service does, and runs one blank EngineSession per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from audio import decode_pcm16
+from config import Dialect
+from offline.engine import Assistant, EngineSession, Event, TurnDetector, Voice, parse_json
+from offline.engine import Transcriber as TranscriberFn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConnectionRecord:
+    """What one client connection sent, for tests and diagnostics."""
+
+    path: str
+    dialect: Dialect
+    headers: dict[str, str]
+    received: list[Event] = field(default_factory=list)
+    audio: list[np.ndarray] = field(default_factory=list)
+    sent: list[Event] = field(default_factory=list)
+    session: EngineSession | None = None
+    connection: ServerConnection | None = None
+
+    def of_type(self, event_type: str) -> list[Event]:
+        return [e for e in self.received if e.get("type") == event_type]
+
+    def sent_of_type(self, event_type: str) -> list[Event]:
+        return [e for e in self.sent if e.get("type") == event_type]
+
+    @property
+    def received_audio(self) -> np.ndarray:
+        return np.concatenate(self.audio) if self.audio else np.zeros(0, np.int16)
+
+
+def dialect_of(path: str, headers: Headers) -> Dialect | None:
+    """Which dialect a handshake asks for, or None when the path is not a realtime endpoint."""
+    url = urlparse(path)
+    query = parse_qs(url.query)
+    if url.path.rstrip("/") == "/openai/realtime":
+        return "preview" if "api-version" in query and "deployment" in query else None
+    if url.path.rstrip("/") in ("/v1/realtime", "/openai/v1/realtime"):
+        if "api-version" in query or "model" not in query:
+            return None
+        return "preview" if "realtime=v1" in headers.get("OpenAI-Beta", "") else "ga"
+    return None
+
+
+class RealtimeServer:
+    """Serve the Realtime protocol on 127.0.0.1; `make_assistant` etc. build each connection's parts."""
+
+    def __init__(
+        self,
+        make_assistant: Callable[[], Assistant],
+        make_voice: Callable[[], Voice],
+        make_detector: Callable[[], TurnDetector | None],
+        transcriber: TranscriberFn | None = None,
+        api_key: str | None = None,
+        speed: float = 4.0,
+    ) -> None:
+        self._make_assistant, self._make_voice, self._make_detector = make_assistant, make_voice, make_detector
+        self.transcriber = transcriber
+        self.api_key = api_key
+        self.speed = speed
+        self.reject_status: int | None = None  # tests: answer every handshake with this HTTP status
+        self.connections: list[ConnectionRecord] = []
+        self._server: Server | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, port: int = 0) -> None:
+        self._server = await serve(self._handle, "127.0.0.1", port, process_request=self._check,
+                                   max_size=None, ping_interval=20)
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def _check(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.reject_status:
+            status = HTTPStatus(self.reject_status)
+            return connection.respond(status, json.dumps({"error": {"code": str(status.value),
+                                                                    "message": status.phrase}}))
+        if dialect_of(request.path, request.headers) is None:
+            return connection.respond(HTTPStatus.NOT_FOUND, "Resource not found\n")
+        if self.api_key is not None:
+            bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if self.api_key not in (request.headers.get("api-key"), bearer):
+                return connection.respond(HTTPStatus.UNAUTHORIZED, "Access denied due to invalid subscription key\n")
+        return None
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        request = connection.request
+        assert request is not None
+        dialect = dialect_of(request.path, request.headers) or "ga"
+        record = ConnectionRecord(request.path, dialect, dict(request.headers.raw_items()), connection=connection)
+        self.connections.append(record)
+
+        async def emit(event: Event) -> None:
+            record.sent.append(event)
+            with contextlib.suppress(Exception):
+                await connection.send(json.dumps(event, ensure_ascii=False))
+
+        session = EngineSession(dialect, emit, self._make_assistant(), self._make_voice(), self._make_detector(),
+                                self.transcriber, speed=self.speed)
+        record.session = session
+        await session.start()
+        try:
+            async for message in connection:
+                event = parse_json(message)
+                if event is None:
+                    await session.error("invalid_json", "The message is not a JSON object.")
+                    continue
+                record.received.append(event)
+                if event.get("type") == "input_audio_buffer.append":
+                    with contextlib.suppress(ValueError):
+                        record.audio.append(decode_pcm16(event.get("audio", "")))
+                await session.handle(event)
+        except Exception:  # a broken client must not take the server down
+            log.debug("connection ended", exc_info=True)
+        finally:
+            await session.close()
+
+    async def drop_all(self, code: int = 1011) -> None:
+        """Close every live connection as a failing service would (tests of reconnect)."""
+        for record in self.connections:
+            if record.connection is not None:
+                with contextlib.suppress(Exception):
+                    await record.connection.close(code=code, reason="server restart")
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Wait until `predicate()` is truthy (tests); returns its value."""
+        async with asyncio.timeout(timeout):
+            while not (value := predicate()):
+                await asyncio.sleep(0.01)
+        return value

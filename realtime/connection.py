@@ -1,0 +1,140 @@
+"""One WebSocket connection to a Realtime service, opened through the `openai` SDK.
+
+Azure GA, Azure preview and OpenAI GA differ only in how the client is built; received events
+are handed on as plain dicts in GA vocabulary (see dialect.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlparse
+
+from openai import AsyncAzureOpenAI, AsyncOpenAI
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from config import RealtimeSettings
+from realtime.dialect import Event, to_internal
+
+log = logging.getLogger(__name__)
+
+
+class ConnectError(Exception):
+    """A connection attempt failed; `str()` is a Japanese message fit for the UI (no secrets).
+
+    `retry` says whether trying again later may help (network, rate limit) or not (auth, URL).
+    """
+
+    def __init__(self, message: str, *, retry: bool) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+def _websocket_base(endpoint: str, path: str) -> str:
+    parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
+    scheme = "ws" if parsed.scheme in ("http", "ws") else "wss"
+    return f"{scheme}://{parsed.netloc}{path}"
+
+
+def open_manager(settings: RealtimeSettings) -> Any:
+    """The SDK's connection manager for the configured provider and dialect."""
+    if settings.provider == "azure" and settings.dialect == "preview":
+        client = AsyncAzureOpenAI(
+            azure_endpoint=settings.endpoint,
+            api_key=settings.api_key,
+            api_version=settings.api_version,
+            azure_deployment=settings.model,
+            websocket_base_url=_websocket_base(settings.endpoint, "/openai"),
+        )
+        return client.beta.realtime.connect(model=settings.model)
+    if settings.provider == "azure":
+        # AsyncAzureOpenAI builds the preview URL; GA lives at /openai/v1 with the key in `api-key`.
+        client = AsyncOpenAI(
+            api_key=settings.api_key,
+            websocket_base_url=_websocket_base(settings.endpoint, "/openai/v1"),
+            default_headers={"api-key": settings.api_key},
+        )
+        return client.realtime.connect(model=settings.model)
+    base = settings.base_url or None
+    client = AsyncOpenAI(api_key=settings.api_key, base_url=base)
+    return client.realtime.connect(model=settings.model)
+
+
+def describe_failure(exc: BaseException) -> ConnectError:
+    """Turn a handshake/network failure into a clear message (never the URL's query or a key)."""
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        if status in (401, 403):
+            return ConnectError("認証に失敗しました（HTTP %d）。API キーを確認してください。" % status, retry=False)
+        if status == 404:
+            return ConnectError(
+                "エンドポイントまたはデプロイメントが見つかりません（HTTP 404）。"
+                "AZURE_OPENAI_ENDPOINT と AZURE_OPENAI_DEPLOYMENT を確認してください。",
+                retry=False,
+            )
+        if status == 429:
+            return ConnectError("利用上限に達しました（HTTP 429）。しばらく待ってから再接続します。", retry=True)
+        return ConnectError(f"Realtime サービスが接続を拒否しました（HTTP {status}）。", retry=status >= 500)
+    if isinstance(exc, TimeoutError):
+        return ConnectError("Realtime サービスへの接続がタイムアウトしました。", retry=True)
+    if isinstance(exc, OSError):
+        return ConnectError("Realtime サービスに接続できません。ネットワークとエンドポイントを確認してください。", retry=True)
+    return ConnectError(f"Realtime サービスに接続できません（{type(exc).__name__}）。", retry=True)
+
+
+class RealtimeConnection:
+    """A live connection: `send` dicts, iterate `events()`; a new one is a blank service session."""
+
+    def __init__(self, settings: RealtimeSettings, debug: bool = False) -> None:
+        self._settings = settings
+        self._debug = debug
+        self._manager: Any = None
+        self._conn: Any = None
+        self._opened_at = 0.0
+
+    async def open(self, timeout: float = 15.0) -> None:
+        import asyncio
+
+        self._manager = open_manager(self._settings)
+        try:
+            async with asyncio.timeout(timeout):
+                self._conn = await self._manager.enter()
+        except Exception as exc:  # every handshake failure becomes one clear message
+            raise describe_failure(exc) from None
+        self._opened_at = time.monotonic()
+
+    async def send(self, event: Event) -> None:
+        if self._conn is None:
+            raise ConnectionError("not connected")
+        if self._debug and event.get("type") != "input_audio_buffer.append":
+            log.debug("→ %s", event.get("type"))
+        send_raw = getattr(self._conn, "send_raw", None)  # the GA connection; the preview one lacks it
+        if send_raw is not None:
+            await send_raw(json.dumps(event, ensure_ascii=False))
+        else:
+            await self._conn.send(event)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Received events in GA vocabulary until the connection closes (then returns)."""
+        if self._conn is None:
+            return
+        try:
+            while True:
+                raw = await self._conn.recv_bytes()
+                event = to_internal(json.loads(raw), self._settings.dialect)
+                if self._debug and not event.get("type", "").endswith(".delta"):
+                    log.debug("← %s +%.3fs", event.get("type"), time.monotonic() - self._opened_at)
+                yield event
+        except ConnectionClosed as closed:
+            log.info("realtime connection closed (code %s)", closed.rcvd.code if closed.rcvd else None)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # closing a dead socket is not an error worth surfacing
+                log.debug("close failed", exc_info=True)

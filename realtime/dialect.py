@@ -1,0 +1,113 @@
+"""The two wire dialects of the Realtime API (GA and the older preview), translated at the edge.
+
+Everything inside the app speaks GA event names; this module is the only place that knows
+the preview names and the two shapes of `session.update`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config import Dialect, VoiceSettings
+
+Event = dict[str, Any]
+
+# Server → client event names that differ; the rest are the same in both dialects.
+PREVIEW_TO_GA: dict[str, str] = {
+    "response.audio.delta": "response.output_audio.delta",
+    "response.audio.done": "response.output_audio.done",
+    "response.audio_transcript.delta": "response.output_audio_transcript.delta",
+    "response.audio_transcript.done": "response.output_audio_transcript.done",
+    "response.text.delta": "response.output_text.delta",
+    "response.text.done": "response.output_text.done",
+    "conversation.item.created": "conversation.item.added",
+}
+GA_TO_PREVIEW = {ga: preview for preview, ga in PREVIEW_TO_GA.items()}
+
+# Content part types of an assistant message, used when replaying history after a reconnect.
+ASSISTANT_TEXT_PART = {"ga": "output_text", "preview": "text"}
+
+
+def to_internal(event: Event, dialect: Dialect) -> Event:
+    """A received event in GA vocabulary (renamed in place; payloads already agree)."""
+    if dialect == "preview":
+        event["type"] = PREVIEW_TO_GA.get(event.get("type", ""), event.get("type", ""))
+    return event
+
+
+def to_wire_name(internal_type: str, dialect: Dialect) -> str:
+    """The name a server speaking `dialect` uses for an internal (GA) event type."""
+    return GA_TO_PREVIEW.get(internal_type, internal_type) if dialect == "preview" else internal_type
+
+
+def session_update(voice: VoiceSettings, tools: list[dict[str, Any]], dialect: Dialect) -> Event:
+    """The `session.update` that configures audio, transcription, VAD, persona and tools."""
+    transcription = {"model": voice.transcription_model, "language": voice.transcription_language}
+    vad = {
+        "type": "server_vad",
+        "threshold": voice.vad_threshold,
+        "prefix_padding_ms": voice.vad_prefix_padding_ms,
+        "silence_duration_ms": voice.vad_silence_ms,
+        "create_response": True,
+        "interrupt_response": True,
+    }
+    if dialect == "preview":
+        session: Event = {
+            "modalities": ["text", "audio"],
+            "instructions": voice.instructions,
+            "voice": voice.voice,
+            "input_audio_format": "pcm16",
+            "output_audio_format": "pcm16",
+            "input_audio_transcription": transcription,
+            "turn_detection": vad,
+        }
+    else:
+        pcm = {"type": "audio/pcm", "rate": 24000}
+        session = {
+            "type": "realtime",
+            "output_modalities": ["audio"],
+            "instructions": voice.instructions,
+            "audio": {
+                "input": {"format": pcm, "transcription": transcription, "turn_detection": vad},
+                "output": {"format": pcm, "voice": voice.voice},
+            },
+        }
+    session["tools"] = tools
+    session["tool_choice"] = "auto"
+    return {"type": "session.update", "session": session}
+
+
+def user_text_item(text: str) -> Event:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
+def assistant_text_item(text: str, dialect: Dialect) -> Event:
+    return {"type": "message", "role": "assistant", "content": [{"type": ASSISTANT_TEXT_PART[dialect], "text": text}]}
+
+
+def function_call_item(call_id: str, name: str, arguments: str) -> Event:
+    return {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments}
+
+
+def function_output_item(call_id: str, output: str) -> Event:
+    return {"type": "function_call_output", "call_id": call_id, "output": output}
+
+
+def create_item(item: Event) -> Event:
+    return {"type": "conversation.item.create", "item": item}
+
+
+def response_create(request_id: str, tool_choice: str | None = None) -> Event:
+    """A `response.create` tagged in metadata so its `response.created` can be told from VAD's."""
+    response: Event = {"metadata": {"request_id": request_id}}
+    if tool_choice:
+        response["tool_choice"] = tool_choice
+    return {"type": "response.create", "response": response}
+
+
+def truncate(item_id: str, audio_end_ms: int) -> Event:
+    return {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": audio_end_ms}
+
+
+def delete_item(item_id: str) -> Event:
+    return {"type": "conversation.item.delete", "item_id": item_id}

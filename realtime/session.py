@@ -1,0 +1,423 @@
+"""One conversation with the Realtime service, shared by voice and text, independent of the UI.
+
+It owns the connection (and reconnects it), the transcript, the response gate, the tool runner
+and the assistant's audio playback; UIs read `snapshot()` whenever `updates()` says it changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from audio import Playback, decode_pcm16, encode_pcm16
+from config import RealtimeSettings, missing_settings
+from realtime import dialect
+from realtime.connection import ConnectError, RealtimeConnection
+from realtime.dialect import Event
+from realtime.gate import ResponseGate
+from realtime.tool_runner import ToolCall, ToolRunner
+from realtime.transcript import Item, Transcript, is_hallucination
+from tools import ToolRegistry, registry
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAYS = (0.5, 1, 2, 4, 8)
+
+
+@dataclass
+class Turn:
+    """What one typed message set in motion: its responses, its tool calls and their told results."""
+
+    turn_id: str
+    awaiting: bool = True  # a response was requested for it and has not started yet
+    responses: set[str] = field(default_factory=set)
+    calls: set[str] = field(default_factory=set)
+    item_ids: list[str] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def settle(self) -> None:
+        if not self.awaiting and not self.responses and not self.calls:
+            self.done.set()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    messages: list[dict[str, str]]
+    calls: list[ToolCall]
+    status: str
+    notice: str
+
+
+class ConversationSession:
+    def __init__(
+        self, settings: RealtimeSettings, tools: ToolRegistry = registry, debug: bool = False
+    ) -> None:
+        self.settings = settings
+        self._connection = RealtimeConnection(settings, debug)
+        self.transcript = Transcript()
+        self.gate = ResponseGate(self._send)
+        self.tools = ToolRunner(tools, lambda _call: self._changed(), self._on_call_end)
+        self._tool_schemas = tools.schemas()
+        self.playback = Playback()
+        self.voice_attached = False
+        self.interruptions = 0  # bumps on every barge-in so the audio handler can flush fastrtc
+        self._interrupted_items: set[str] = set()
+        self.turns: dict[str, Turn] = {}
+        self._response_items: dict[str, list[str]] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._subscribers: set[asyncio.Event] = set()
+        self._connected = asyncio.Event()
+        self._closed = False
+        self.status = "接続していません"
+        self.notice = ""
+        self.last_activity = time.monotonic()
+        self._handlers = {
+            "session.created": self._on_session_created,
+            "input_audio_buffer.speech_started": self._on_speech_started,
+            "input_audio_buffer.speech_stopped": self._on_speech_stopped,
+            "conversation.item.added": self._on_item_added,
+            "conversation.item.input_audio_transcription.completed": self._on_user_transcript,
+            "conversation.item.input_audio_transcription.failed": self._on_user_transcript_failed,
+            "response.created": self._on_response_created,
+            "response.output_item.added": self._on_output_item_added,
+            "response.output_audio.delta": self._on_audio_delta,
+            "response.output_audio.done": self._on_audio_done,
+            "response.output_audio_transcript.delta": self._on_text_delta,
+            "response.output_text.delta": self._on_text_delta,
+            "response.output_item.done": self._on_output_item_done,
+            "response.done": self._on_response_done,
+            "error": self._on_error,
+        }
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._tasks or self._closed:
+            return
+        missing = missing_settings(self.settings)
+        if missing:
+            self.status = "未設定"
+            self.notice = f"Realtime API の設定が足りません: {', '.join(missing)} を .env に設定してください。"
+            return
+        self._tasks = [
+            asyncio.create_task(self._run(), name="realtime session"),
+            asyncio.create_task(self.gate.run(), name="response gate"),
+        ]
+
+    async def close(self) -> None:
+        """End the conversation: cancel running tools and tasks, close the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.tools.cancel_all()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._connection.close()
+        for turn in self.turns.values():
+            turn.done.set()
+        self.status = "終了しました"
+        self._changed()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def wait_connected(self, timeout: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._connected.wait()
+        return self._connected.is_set()
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._closed:
+            self.status = "接続中…"
+            self._changed()
+            try:
+                await self._connection.open()
+                await self._configure(replay=failures > 0 or bool(self.transcript.items))
+            except ConnectError as exc:
+                self._connected.clear()
+                self.status, self.notice = "接続エラー", str(exc)
+                self._changed()
+                if not exc.retry:
+                    return
+                await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
+                failures += 1
+                continue
+            failures = 0
+            async for event in self._connection.events():
+                await self._dispatch(event)
+            self._connected.clear()
+            self.gate.disconnected()
+            if not self._closed:
+                self.status, self.notice = "再接続中…", "接続が切れたため再接続しています（会話の内容は引き継がれます）。"
+                self._changed()
+                await asyncio.sleep(RECONNECT_DELAYS[0])
+
+    async def _configure(self, replay: bool) -> None:
+        """A new connection is a blank session: configure it first, then restore the conversation."""
+        d = self.settings.dialect
+        await self._send(dialect.session_update(self.settings.voice, self._tool_schemas, d))
+        if replay:
+            for item in self.transcript.replay(d):
+                await self._send(dialect.create_item(item))
+            self.notice = "再接続しました。会話の内容を引き継いでいます。"
+        self.status = f"接続済み: {self.settings.label}"
+        self._connected.set()
+        self.gate.connected()
+        self._changed()
+
+    async def _send(self, event: Event) -> None:
+        await self._connection.send(event)
+
+    # ---- what the UI and the audio handler call ----------------------------------------------
+
+    async def send_text(self, text: str) -> Turn:
+        """Add a typed message and ask for an answer; the returned turn tracks everything it caused."""
+        self.last_activity = time.monotonic()
+        turn = Turn(f"turn_{uuid.uuid4().hex[:12]}")
+        self.turns[turn.turn_id] = turn
+        item_id = f"msg_{uuid.uuid4().hex[:20]}"
+        self.transcript.add(Item(item_id, "message", "user", text))
+        self._changed()
+        if not self._connected.is_set():
+            turn.awaiting = False
+            turn.done.set()
+            return turn
+        await self._send(dialect.create_item({"id": item_id, **dialect.user_text_item(text)}))
+        self.gate.request({turn.turn_id})
+        return turn
+
+    async def append_audio(self, pcm: np.ndarray) -> None:
+        """Forward 24 kHz PCM16 from the microphone (dropped while disconnected: it would be stale)."""
+        if self._connected.is_set():
+            self.last_activity = time.monotonic()
+            with contextlib.suppress(ConnectionError):
+                await self._send({"type": "input_audio_buffer.append", "audio": encode_pcm16(pcm)})
+
+    def turn_text(self, turn: Turn) -> str:
+        texts = [item.text for i in turn.item_ids if (item := self.transcript.get(i)) and item.text]
+        return "\n".join(texts)
+
+    def snapshot(self) -> Snapshot:
+        calls = sorted(self.tools.calls.values(), key=lambda c: c.started_at, reverse=True)
+        return Snapshot(self.transcript.messages(), calls, self.status, self.notice)
+
+    async def updates(self) -> AsyncIterator[Snapshot]:
+        """Snapshots whenever something changed (coalesced); ticks each second while tools run."""
+        changed = asyncio.Event()
+        changed.set()
+        self._subscribers.add(changed)
+        try:
+            while True:
+                timeout = 1.0 if self.tools.running else None
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await changed.wait()
+                changed.clear()
+                yield self.snapshot()
+        finally:
+            self._subscribers.discard(changed)
+
+    def _changed(self) -> None:
+        for event in self._subscribers:
+            event.set()
+
+    # ---- server events -----------------------------------------------------------------------
+
+    async def _dispatch(self, event: Event) -> None:
+        handler = self._handlers.get(event.get("type", ""))
+        if handler is None:
+            return
+        try:
+            await handler(event)
+        except Exception:  # one malformed event must not end the conversation
+            log.exception("failed to handle %s", event.get("type"))
+
+    async def _on_session_created(self, event: Event) -> None:
+        log.debug("service session %s", event.get("session", {}).get("id"))
+
+    async def _on_speech_started(self, event: Event) -> None:
+        self.gate.on_speech_started()
+        stopped = self.playback.interrupt()
+        self.interruptions += 1
+        if stopped is None:
+            return
+        self._interrupted_items.add(stopped.item_id)
+        item = self.transcript.get(stopped.item_id)
+        if item is not None:
+            item.interrupted = True
+        heard = min(stopped.played_ms, stopped.received_ms)
+        if heard > 0:
+            await self._send(dialect.truncate(stopped.item_id, heard))
+        self._changed()
+
+    async def _on_speech_stopped(self, event: Event) -> None:
+        self.gate.on_speech_stopped()
+
+    async def _on_item_added(self, event: Event) -> None:
+        raw = event.get("item", {})
+        item_id, kind = raw.get("id", ""), raw.get("type")
+        if kind == "message" and raw.get("role") in ("user", "assistant"):
+            voice = any(part.get("type") == "input_audio" for part in raw.get("content", []))
+            text = "".join(part.get("text") or part.get("transcript") or "" for part in raw.get("content", []))
+            self.transcript.add(Item(item_id, "message", raw["role"], text, pending=voice and not text),
+                                event.get("previous_item_id"))
+            self._changed()
+        elif kind == "function_call":
+            self.transcript.add(Item(item_id, "function_call", call_id=raw.get("call_id", ""),
+                                     name=raw.get("name", ""), arguments=raw.get("arguments", "")),
+                                event.get("previous_item_id"))
+
+    async def _on_user_transcript(self, event: Event) -> None:
+        item = self.transcript.get(event.get("item_id", ""))
+        text = (event.get("transcript") or "").strip()
+        if item is None:
+            return
+        if is_hallucination(text):
+            self.transcript.remove(item.item_id)
+        else:
+            item.text, item.pending = text, False
+        self._changed()
+
+    async def _on_user_transcript_failed(self, event: Event) -> None:
+        item = self.transcript.get(event.get("item_id", ""))
+        if item is not None:
+            item.text, item.pending = "（音声を文字にできませんでした）", False
+            self._changed()
+
+    async def _on_response_created(self, event: Event) -> None:
+        response = event.get("response", {})
+        response_id = response.get("id", "")
+        for turn_id in self.gate.on_response_created(response_id, response.get("metadata")):
+            if turn := self.turns.get(turn_id):
+                turn.awaiting = False
+                turn.responses.add(response_id)
+
+    def _turns_of(self, response_id: str) -> list[Turn]:
+        causes = self.gate.causes_of.get(response_id, set())
+        return [t for turn_id in causes if (t := self.turns.get(turn_id))]
+
+    async def _on_output_item_added(self, event: Event) -> None:
+        raw = event.get("item", {})
+        if raw.get("type") == "message":
+            self.transcript.add(Item(raw.get("id", ""), "message", "assistant"))
+            for turn in self._turns_of(event.get("response_id", "")):
+                turn.item_ids.append(raw.get("id", ""))
+
+    async def _on_audio_delta(self, event: Event) -> None:
+        item_id = event.get("item_id", "")
+        if self.voice_attached and item_id not in self._interrupted_items:
+            self.playback.add(item_id, decode_pcm16(event.get("delta", "")))
+
+    async def _on_audio_done(self, event: Event) -> None:
+        self.playback.finish(event.get("item_id", ""))
+
+    async def _on_text_delta(self, event: Event) -> None:
+        item = self.transcript.get(event.get("item_id", ""))
+        if item is not None:
+            item.text += event.get("delta", "")
+            self._changed()
+
+    async def _on_output_item_done(self, event: Event) -> None:
+        raw = event.get("item", {})
+        if raw.get("type") == "message":
+            item = self.transcript.get(raw.get("id", ""))
+            final = "".join(p.get("transcript") or p.get("text") or "" for p in raw.get("content", []))
+            if item is not None and final and not item.interrupted:
+                item.text = final
+            return
+        if raw.get("type") != "function_call":
+            return
+        await self._start_call(raw, event.get("response_id", ""))
+
+    async def _start_call(self, raw: Event, response_id: str) -> None:
+        call_id, name, arguments = raw.get("call_id", ""), raw.get("name", ""), raw.get("arguments", "")
+        if call_id in self.tools.calls:
+            return
+        record = self.transcript.add(Item(raw.get("id", call_id), "function_call", call_id=call_id, name=name,
+                                          arguments=arguments))
+        if raw.get("status", "completed") != "completed":
+            call = self.tools.skip(call_id, name, arguments)
+            record.output = call.output
+            await self._send(dialect.create_item(dialect.function_output_item(call_id, call.output)))
+            return
+        turns = self._turns_of(response_id)
+        call = self.tools.start(call_id, name, arguments, {t.turn_id for t in turns})
+        if call is None:
+            return
+        for turn in turns:
+            turn.calls.add(call_id)
+        if call.long_running:
+            # Answer at once so the model can say it has started; the result is told when ready.
+            record.output = '{"status": "started", "message": "バックグラウンドで実行中です。結果は後でお知らせします。"}'
+            await self._send(dialect.create_item(dialect.function_output_item(call_id, record.output)))
+            self._request_for(call.causes, tools_allowed=True)
+
+    async def _on_call_end(self, call: ToolCall) -> None:
+        """A call ended: give the model its output (or, for a long one, its result) and ask for words."""
+        if self._closed:
+            return
+        record = self.transcript.call(call.call_id)
+        try:
+            if call.long_running:
+                # The original call was already answered with "started": add the result as a new pair.
+                result_id = f"{call.call_id}_r"[:32]
+                pair = [dialect.function_call_item(result_id, call.name, call.arguments),
+                        dialect.function_output_item(result_id, call.output)]
+                item = self.transcript.add(Item(f"fc_{uuid.uuid4().hex[:20]}", "function_call", call_id=result_id,
+                                                name=call.name, arguments=call.arguments, output=call.output))
+                await self._send(dialect.create_item({"id": item.item_id, **pair[0]}))
+                await self._send(dialect.create_item(pair[1]))
+                self._request_for(call.causes, tools_allowed=False)
+            else:
+                if record is not None:
+                    record.output = call.output
+                await self._send(dialect.create_item(dialect.function_output_item(call.call_id, call.output)))
+                self._request_for(call.causes, tools_allowed=True)
+        except (ConnectionError, OSError):
+            log.info("call %s ended while disconnected; its result will be replayed", call.call_id)
+        finally:
+            for turn_id in call.causes:
+                if turn := self.turns.get(turn_id):
+                    turn.calls.discard(call.call_id)
+                    turn.settle()
+
+    def _request_for(self, causes: set[str], tools_allowed: bool) -> None:
+        for turn_id in causes:
+            if turn := self.turns.get(turn_id):
+                turn.awaiting = True
+        self.gate.request(causes, tools_allowed=tools_allowed)
+
+    async def _on_response_done(self, event: Event) -> None:
+        response = event.get("response", {})
+        response_id = response.get("id", "")
+        # Calls of a cancelled response may never get output_item.done: close each with an output.
+        for raw in response.get("output", []):
+            if raw.get("type") == "function_call" and raw.get("call_id") not in self.tools.calls:
+                await self._start_call({**raw, "status": raw.get("status") or "incomplete"}, response_id)
+        self.gate.on_response_done(response_id)
+        for turn in self._turns_of(response_id):
+            turn.responses.discard(response_id)
+            turn.settle()
+        self._changed()
+
+    async def _on_error(self, event: Event) -> None:
+        error = event.get("error", {})
+        code = error.get("code") or ""
+        if code == "conversation_already_has_active_response":
+            self.gate.on_active_response_error()
+            return
+        log.warning("realtime error %s: %s", code, error.get("message"))
+        if code not in ("response_cancel_not_active",) and "truncat" not in (error.get("message") or "").lower():
+            self.notice = f"サービスからのエラー: {error.get('message') or code}"
+            self._changed()

@@ -1,0 +1,127 @@
+"""The conversation session against the local Realtime server, over a real WebSocket via the SDK."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import API_KEY, ToneVoice, eventually, settings_for
+
+from config import RealtimeSettings
+from realtime.session import ConversationSession
+
+FLAVOURS = ["azure-ga", "azure-preview", "openai"]
+
+
+async def open_session(settings: RealtimeSettings) -> ConversationSession:
+    session = ConversationSession(settings)
+    session.start()
+    assert await session.wait_connected(5), session.notice
+    return session
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_session_update_per_dialect_and_text_turn(server, flavour):
+    session = await open_session(settings_for(server, flavour))
+    try:
+        turn = await session.send_text("こんにちは")
+        await eventually(turn.done.is_set)
+        assert session.turn_text(turn) == "echo:こんにちは"
+        record = server.connections[0]
+        update = record.received[0]
+        assert update["type"] == "session.update"
+        cfg = update["session"]
+        if flavour == "azure-preview":
+            assert record.path.startswith("/openai/realtime?")
+            assert "api-version=2025-04-01-preview" in record.path and "deployment=my-realtime" in record.path
+            assert cfg["input_audio_format"] == "pcm16" and cfg["output_audio_format"] == "pcm16"
+            assert cfg["input_audio_transcription"] == {"model": "whisper-1", "language": "ja"}
+            assert cfg["turn_detection"]["threshold"] == 0.6
+            assert record.headers.get("api-key") == API_KEY
+        else:
+            assert record.path.startswith("/openai/v1/realtime?model=my-realtime" if flavour == "azure-ga"
+                                          else "/v1/realtime?model=gpt-realtime")
+            assert "api-version" not in record.path
+            assert cfg["type"] == "realtime"
+            assert cfg["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+            assert cfg["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
+            vad = cfg["audio"]["input"]["turn_detection"]
+            assert (vad["threshold"], vad["silence_duration_ms"], vad["prefix_padding_ms"]) == (0.6, 700, 300)
+            assert cfg["audio"]["input"]["transcription"]["language"] == "ja"
+        assert {t["name"] for t in cfg["tools"]} == {"get_weather", "search_database"}
+        assert session.transcript.messages() == [
+            {"role": "user", "content": "こんにちは"},
+            {"role": "assistant", "content": "echo:こんにちは"},
+        ]
+        errors = record.sent_of_type("error")
+        assert errors == []
+    finally:
+        await session.close()
+
+
+async def test_voice_turn_appends_pcm16_and_orders_late_transcript(server):
+    session = await open_session(settings_for(server, "azure-ga"))
+    session.voice_attached = True
+    try:
+        server.next_transcript = "東京の天気は？"
+        speech = ToneVoice().synthesize("あいうえおかきくけこ")[0]
+        for chunk in np.array_split(np.concatenate([speech, np.zeros(24000, np.int16)]), 40):
+            await session.append_audio(chunk)
+        await eventually(lambda: len(session.transcript.messages()) == 2 and "echo" in
+                         session.transcript.messages()[1]["content"])
+        record = server.connections[0]
+        appends = record.of_type("input_audio_buffer.append")
+        assert len(appends) == 40
+        audio = record.received_audio
+        assert audio.size == speech.size + 24000  # 24 kHz PCM16, nothing lost or resampled
+        assert np.abs(audio[: speech.size].astype(int)).max() > 7000
+        messages = session.transcript.messages()
+        assert messages[0] == {"role": "user", "content": "東京の天気は？"}
+        assert messages[1]["role"] == "assistant"
+    finally:
+        await session.close()
+
+
+async def test_wrong_key_is_a_clear_message(server):
+    settings = settings_for(server, "azure-ga")
+    settings = RealtimeSettings(**{**settings.__dict__, "api_key": "wrong"})
+    session = ConversationSession(settings)
+    session.start()
+    try:
+        await eventually(lambda: session.status == "接続エラー")
+        assert "認証に失敗しました" in session.notice
+        assert "wrong" not in session.notice
+    finally:
+        await session.close()
+
+
+async def test_rate_limit_at_handshake_is_shown_and_retried(server):
+    server.reject_status = 429
+    session = ConversationSession(settings_for(server, "azure-ga"))
+    session.start()
+    try:
+        await eventually(lambda: "429" in session.notice)
+        server.reject_status = None
+        assert await session.wait_connected(5)
+    finally:
+        await session.close()
+
+
+async def test_reconnect_resends_config_then_replays_context(server):
+    session = await open_session(settings_for(server, "azure-preview"))
+    try:
+        turn = await session.send_text("覚えて: 青")
+        await eventually(turn.done.is_set)
+        await server.drop_all()
+        await eventually(lambda: len(server.connections) == 2 and session._connected.is_set())
+        second = server.connections[1]
+        await eventually(lambda: len(second.of_type("conversation.item.create")) >= 2)
+        assert second.received[0]["type"] == "session.update"
+        replayed = [e["item"] for e in second.of_type("conversation.item.create")]
+        assert replayed[0]["content"] == [{"type": "input_text", "text": "覚えて: 青"}]
+        assert replayed[1]["role"] == "assistant" and replayed[1]["content"][0] == {"type": "text",
+                                                                                 "text": "echo:覚えて: 青"}
+        turn = await session.send_text("何色？")
+        await eventually(turn.done.is_set)
+        assert session.turn_text(turn) == "echo:何色？"
+    finally:
+        await session.close()
