@@ -95,7 +95,15 @@ class ToolRegistry:
 registry = ToolRegistry()
 tool = registry.tool
 
-_weather = WeatherService()
+_weather: dict[tuple[str, str], WeatherService] = {}
+
+
+def weather_service() -> WeatherService:
+    """One service (with its cache) per configured pair of Open-Meteo URLs."""
+    key = (os.environ.get("OPEN_METEO_FORECAST_URL", ""), os.environ.get("OPEN_METEO_GEOCODING_URL", ""))
+    if key not in _weather:
+        _weather[key] = WeatherService()
+    return _weather[key]
 
 
 @tool()
@@ -108,7 +116,7 @@ async def get_weather(
 ) -> dict[str, Any]:
     """指定した場所の天気予報（天気、最高・最低気温、降水確率、今日なら現在の気温）を取得します。"""
     try:
-        return await _weather.forecast(location, day)
+        return await weather_service().forecast(location, day)
     except WeatherError as exc:
         raise ToolError(str(exc)) from None
 

@@ -218,13 +218,14 @@ class ConversationSession:
         changed.set()
         self._subscribers.add(changed)
         try:
-            while True:
+            while not self._closed:
                 timeout = 1.0 if self.tools.running else None
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
                         await changed.wait()
                 changed.clear()
                 yield self.snapshot()
+            yield self.snapshot()
         finally:
             self._subscribers.discard(changed)
 

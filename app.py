@@ -1,0 +1,93 @@
+"""リアルタイム音声アシスタント — run `python app.py` (flags: --host --port --share --debug)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+from config import RealtimeSettings, load_settings  # noqa: E402
+from ice import ice_servers  # noqa: E402
+from sessions import SessionRegistry  # noqa: E402
+from ui import build_ui  # noqa: E402
+
+log = logging.getLogger("app")
+
+
+def env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, "") or default)
+    except ValueError:
+        log.warning("%s is not a number; using %s", name, default)
+        return default
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    on_space = bool(os.environ.get("SPACE_ID"))
+    parser = argparse.ArgumentParser(description="リアルタイム音声アシスタント（Azure OpenAI / OpenAI Realtime API）")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_space else "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT") or 7860))
+    parser.add_argument("--share", action="store_true", help="Gradio の共有リンクを発行する")
+    parser.add_argument("--debug", action="store_true", help="プロトコルのイベント種別と時刻をログに出す")
+    return parser.parse_args(argv)
+
+
+def make_registry(settings: RealtimeSettings, debug: bool) -> SessionRegistry:
+    if settings.provider == "offline" and not settings.base_url:
+        from offline.runtime import start_offline_engine
+
+        settings = settings.with_base_url(start_offline_engine())
+    idle = env_number("SESSION_IDLE_TIMEOUT_SECONDS", 600)
+    return SessionRegistry(lambda: settings, idle_timeout=idle, debug=debug)
+
+
+def create_app(settings: RealtimeSettings | None = None, host: str = "127.0.0.1", share: bool = False,
+               debug: bool = False) -> tuple[gr.Blocks, SessionRegistry]:
+    settings = settings or load_settings()
+    registry = make_registry(settings, debug)
+    rtc, server_rtc = ice_servers(host, share)
+    demo = build_ui(
+        registry, settings, rtc, server_rtc,
+        max_voice_sessions=int(env_number("MAX_VOICE_SESSIONS", 4)),
+        voice_time_limit=env_number("VOICE_SESSION_TIME_LIMIT_SECONDS", 900),
+    )
+    return demo, registry
+
+
+def main(argv: list[str] | None = None) -> None:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "websockets", "aioice", "aiortc", "openai", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = load_settings()
+    log.info("provider: %s", settings.label)
+    demo, _registry = create_app(settings, args.host, args.share, args.debug)
+    demo.queue(default_concurrency_limit=None)
+    try:
+        demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
+                    show_api=True, max_file_size="1mb")
+    except Exception as exc:  # e.g. the share tunnel is unreachable: say so, keep serving locally
+        if not args.share:
+            raise
+        log.error("共有リンクを作成できませんでした（%s）。ローカルでのみ提供します。", exc)
+        demo.launch(server_name=args.host, server_port=args.port, share=False, prevent_thread_lock=True)
+    log.info("serving at %s (ready in %.1f s)", demo.local_url, time.perf_counter() - started)
+    if demo.share_url:
+        log.info("共有リンク: %s", demo.share_url)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""ICE servers for WebRTC: none on loopback, TURN (Twilio or Cloudflare via HF_TOKEN) elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+NO_ICE: dict[str, Any] = {"iceServers": []}
+TURN_TIMEOUT_SECONDS = 10.0
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class TurnUnavailable(RuntimeError):
+    """Credentials for a TURN server could not be fetched (message for the UI)."""
+
+
+async def twilio_credentials() -> dict[str, Any]:
+    from fastrtc import get_twilio_turn_credentials
+
+    return await asyncio.to_thread(get_twilio_turn_credentials)
+
+
+async def cloudflare_credentials() -> dict[str, Any]:
+    from fastrtc import get_cloudflare_turn_credentials_async
+
+    return await get_cloudflare_turn_credentials_async(hf_token=os.environ.get("HF_TOKEN"))
+
+
+def ice_servers(host: str, share: bool) -> tuple[Any, dict[str, Any] | None]:
+    """(browser's rtc_configuration, server's) for where the app is served."""
+    remote = share or bool(os.environ.get("SPACE_ID")) or not is_loopback(host)
+    if not remote:
+        return NO_ICE, NO_ICE  # connects in ~0.3 s and makes no outbound lookup
+    if os.environ.get("TWILIO_ACCOUNT_SID") and os.environ.get("TWILIO_AUTH_TOKEN"):
+        fetch = twilio_credentials
+    elif os.environ.get("HF_TOKEN") or os.environ.get("CLOUDFLARE_TURN_KEY_ID"):
+        fetch = cloudflare_credentials
+    else:
+        log.warning("No TURN credentials (HF_TOKEN or TWILIO_*): voice may fail across networks.")
+        return None, None
+
+    async def rtc_configuration() -> dict[str, Any]:
+        # Called for every connection, so short-lived credentials are always fresh.
+        try:
+            async with asyncio.timeout(TURN_TIMEOUT_SECONDS):
+                return await fetch()
+        except Exception as exc:
+            log.error("TURN credentials unavailable: %s", type(exc).__name__)
+            raise TurnUnavailable("TURN サーバーの認証情報を取得できませんでした。HF_TOKEN などの設定を確認してください。") from None
+
+    return rtc_configuration, None

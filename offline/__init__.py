@@ -1,0 +1,1 @@
+"""Built-in offline engine: rule-based assistant, VAD turn detection and Japanese TTS."""

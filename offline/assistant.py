@@ -1,0 +1,66 @@
+"""The offline mode's rule-based assistant: an intent router instead of a language model.
+
+It answers through the same protocol as the service: tool calls with JSON arguments, outputs
+read back from the conversation, long-running results told when they arrive.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from offline import replies
+from offline.engine import Call, ResponseContext, Say
+from offline.intents import detect_language, route
+
+TOOL_OF_INTENT = {"weather": "get_weather", "search": "search_database"}
+
+
+def _text_of(item: dict[str, Any]) -> str:
+    return "".join(p.get("text") or p.get("transcript") or "" for p in item.get("content", []))
+
+
+def _last_user_language(items: list[dict[str, Any]]) -> str:
+    for item in reversed(items):
+        if item.get("type") == "message" and item.get("role") == "user" and _text_of(item):
+            return detect_language(_text_of(item))
+    return "ja"
+
+
+class OfflineAssistant:
+    async def respond(self, context: ResponseContext) -> list[Say | Call]:
+        last = context.last or {}
+        language = _last_user_language(context.items)
+        if last.get("type") == "function_call_output":
+            return [Say(self._tell_output(context.items, last, language))]
+        if last.get("type") != "message" or last.get("role") != "user":
+            return [Say(replies.help_reply(language))]
+        text = _text_of(last)
+        if not text:  # a voice turn: no speech recognition offline, and no made-up transcript
+            return [Say(replies.voice_not_transcribed_reply())]
+        intent = route(text)
+        if intent.kind == "weather" and "location" not in intent.arguments:
+            return [Say(replies.ask_place_reply(intent.language))]
+        if intent.kind in TOOL_OF_INTENT and context.tool_choice != "none":
+            return [Call(TOOL_OF_INTENT[intent.kind], json.dumps(intent.arguments, ensure_ascii=False))]
+        simple = {"greeting": replies.greeting_reply, "help": replies.help_reply, "thanks": replies.thanks_reply}
+        if intent.kind in simple:
+            return [Say(simple[intent.kind](intent.language))]
+        return [Say(replies.unknown_reply(text, intent.language))]
+
+    def _tell_output(self, items: list[dict[str, Any]], output_item: dict[str, Any], language: str) -> str:
+        call = next((i for i in items if i.get("type") == "function_call"
+                     and i.get("call_id") == output_item.get("call_id")), {})
+        tool = call.get("name", "")
+        try:
+            output = json.loads(output_item.get("output") or "{}")
+        except json.JSONDecodeError:
+            output = {}
+        status = output.get("status")
+        if status == "started":
+            return replies.started_reply(tool, language)
+        if status == "completed" and tool == "get_weather":
+            return replies.describe_weather(output.get("result", {}), language)
+        if status == "completed" and tool == "search_database":
+            return replies.describe_search(output.get("result", {}), language)
+        return replies.describe_tool_failure(tool, output.get("error") or str(status), language)

@@ -1,0 +1,1 @@
+"""The Realtime protocol (connection, dialects) and the conversation session built on it."""

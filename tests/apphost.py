@@ -1,0 +1,64 @@
+"""Launch the real Gradio app on loopback against a local Realtime server on its own thread."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from conftest import ScriptedAssistant, ToneVoice, settings_for
+
+from app import create_app
+from config import RealtimeSettings
+from offline.runtime import serve_in_thread
+from offline.server import RealtimeServer
+from offline.speech import EnergyTurnDetector
+from sessions import SessionRegistry
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RunningApp:
+    url: str
+    server: RealtimeServer | None
+    registry: SessionRegistry
+    assistant: ScriptedAssistant | None
+
+
+def scripted_server(assistant: ScriptedAssistant, api_key: str = "test-key-not-a-secret") -> RealtimeServer:
+    server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
+                            api_key=api_key, speed=8.0)
+
+    async def transcribe(_pcm) -> str:
+        return "こんにちは"
+
+    server.transcriber = transcribe
+    return server
+
+
+@contextmanager
+def running_app(flavour: str = "azure-ga", assistant: ScriptedAssistant | None = None,
+                settings: RealtimeSettings | None = None, **launch: object) -> Iterator[RunningApp]:
+    """The app as `python app.py` serves it; `settings` overrides the scripted server (e.g. offline)."""
+    server = None
+    if settings is None:
+        assistant = assistant or ScriptedAssistant()
+        server = scripted_server(assistant)
+        serve_in_thread(server)
+        settings = settings_for(server, flavour)
+    demo, registry = create_app(settings, host="127.0.0.1")
+    demo.queue(default_concurrency_limit=None)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch)
+    try:
+        yield RunningApp(f"http://127.0.0.1:{port}/", server, registry, assistant)
+    finally:
+        demo.close()
+        time.sleep(0.1)

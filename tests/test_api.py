@@ -1,0 +1,90 @@
+"""The app through `gradio_client`, as an API caller uses it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from apphost import running_app
+from conftest import ScriptedAssistant, call
+from gradio_client import Client
+from openmeteo_server import serve_open_meteo
+
+from offline.engine import Say
+
+
+@pytest.fixture(scope="module")
+def app():
+    assistant = ScriptedAssistant({
+        r"天気": lambda m: [call("get_weather", location="東京", day="today")],
+        r"ゆっくり": lambda m: [Say("ゆっくり考えています。" * 3)],
+    })
+    with serve_open_meteo() as weather, pytest.MonkeyPatch.context() as env:
+        env.setenv("OPEN_METEO_FORECAST_URL", weather.forecast_url)
+        env.setenv("OPEN_METEO_GEOCODING_URL", weather.geocoding_url)
+        with running_app("azure-ga", assistant) as running:
+            yield running
+
+
+def test_view_api_lists_exactly_the_documented_endpoints(app):
+    client = Client(app.url, verbose=False)
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(endpoints) == {"/chat", "/tool_status", "/reset"}
+    chat = endpoints["/chat"]
+    assert [(p["parameter_name"], p["python_type"]["type"]) for p in chat["parameters"]] == [("message", "str")]
+    assert endpoints["/chat"]["returns"][0]["python_type"]["type"] == "str"
+
+
+def test_chat_streams_and_one_client_keeps_one_conversation(app):
+    client = Client(app.url, verbose=False)
+    job = client.submit("ゆっくり話して", api_name="/chat")
+    final = job.result(timeout=30)
+    assert final == "echo:ゆっくり話して" or final.startswith("ゆっくり")
+    outputs = job.outputs()
+    assert len(outputs) > 1, "the reply should stream as it grows"
+    assert all(final.startswith(o) for o in outputs)
+    assert client.predict("二回目", api_name="/chat") == "echo:二回目"
+    # The second turn's response saw the first one: same service session, same context.
+    context = app.assistant.contexts[-1]
+    texts = [p.get("text", "") for i in context.items if i["type"] == "message" for p in i.get("content", [])]
+    assert "ゆっくり話して" in texts and "二回目" in texts
+
+
+def test_two_concurrent_chats_on_one_client(app):
+    client = Client(app.url, verbose=False)
+    results: dict[str, str] = {}
+
+    def ask(text: str) -> None:
+        results[text] = client.predict(text, api_name="/chat")
+
+    threads = [threading.Thread(target=ask, args=(t,)) for t in ("一つ目", "二つ目")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == {"一つ目": "echo:一つ目", "二つ目": "echo:二つ目"}
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "あ" * 2001])
+def test_bad_messages_get_a_clear_error_and_the_session_goes_on(app, bad):
+    client = Client(app.url, verbose=False)
+    with pytest.raises(Exception) as caught:
+        client.predict(bad, api_name="/chat")
+    assert "メッセージ" in str(caught.value)
+    assert "Traceback" not in str(caught.value)
+    assert client.predict("まだ大丈夫？", api_name="/chat") == "echo:まだ大丈夫？"
+
+
+def test_tool_status_and_reset(app):
+    client = Client(app.url, verbose=False)
+    reply = client.predict("天気は？", api_name="/chat")
+    assert reply.startswith("result:") and "東京" in reply  # the model got the forecast and answered from it
+    rows = client.predict(api_name="/tool_status")
+    assert len(rows) == 1
+    started, name, arguments, status, elapsed, _summary = rows[0]
+    assert (name, status) == ("get_weather", "完了")
+    assert "東京" in _summary and "℃" in _summary
+    assert "東京" in arguments and float(elapsed) >= 0
+    assert client.predict(api_name="/reset") == "新しい会話を開始しました。"
+    assert client.predict(api_name="/tool_status") == []
+    assert client.predict("リセット後", api_name="/chat") == "echo:リセット後"
