@@ -39,6 +39,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def auth_from_env() -> tuple[str, str] | None:
+    """Gradio login from APP_USERNAME / APP_PASSWORD (both needed)."""
+    user, password = os.environ.get("APP_USERNAME", ""), os.environ.get("APP_PASSWORD", "")
+    return (user, password) if user and password else None
+
+
 def make_registry(settings: RealtimeSettings, debug: bool) -> SessionRegistry:
     if settings.provider == "offline" and not settings.base_url:
         from offline.runtime import start_offline_engine
@@ -72,14 +78,18 @@ def main(argv: list[str] | None = None) -> None:
     log.info("provider: %s", settings.label)
     demo, _registry = create_app(settings, args.host, args.share, args.debug)
     demo.queue(default_concurrency_limit=None)
+    auth = auth_from_env()
+    if args.share and auth is None:
+        log.warning("共有リンクにログインが設定されていません。リンクを知っている人は誰でもあなたの API 枠を使えます。"
+                    "APP_USERNAME と APP_PASSWORD を設定してください。")
     try:
         demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
-                    show_api=True, max_file_size="1mb")
+                    auth=auth, max_file_size="1mb")
     except Exception as exc:  # e.g. the share tunnel is unreachable: say so, keep serving locally
         if not args.share:
             raise
         log.error("共有リンクを作成できませんでした（%s）。ローカルでのみ提供します。", exc)
-        demo.launch(server_name=args.host, server_port=args.port, share=False, prevent_thread_lock=True)
+        demo.launch(server_name=args.host, server_port=args.port, share=False, prevent_thread_lock=True, auth=auth)
     log.info("serving at %s (ready in %.1f s)", demo.local_url, time.perf_counter() - started)
     if demo.share_url:
         log.info("共有リンク: %s", demo.share_url)

@@ -33,6 +33,7 @@ class Say:
 class Call:
     name: str
     arguments: str
+    stream_seconds: float = 0.0  # how long the arguments take to stream (the service's take a while)
 
 
 @dataclass

@@ -106,7 +106,7 @@ async def _stream_call(session: EngineSession, response_id: str, index: int, ite
     for start in range(0, len(arguments), step):
         await session.emit({"type": "response.function_call_arguments.delta", **base,
                             "delta": arguments[start : start + step]})
-        await asyncio.sleep(0)
+        await asyncio.sleep(call.stream_seconds * step / max(1, len(arguments)))
     item["arguments"] = arguments
     done = {"type": "response.function_call_arguments.done", **base, "arguments": arguments}
     if session.dialect == "ga":  # the preview dialect's done event has no name

@@ -28,13 +28,13 @@ class ToneVoice:
     """Speaks any text as a 440 Hz tone, 60 ms per character: deterministic, non-silent audio."""
 
     def synthesize(self, text: str) -> list[np.ndarray]:
-        samples = SAMPLE_RATE * max(200, 60 * len(text)) // 1000
+        samples = SAMPLE_RATE * min(10_000, max(200, 60 * len(text))) // 1000
         t = np.arange(samples) / SAMPLE_RATE
         return [(np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)]
 
 
 class ScriptedAssistant:
-    """Answers by rules the test sets: `rules` maps a regex on the last user text to outputs.
+    """Answers by rules the test sets: `rules` maps a regex on a user message to outputs.
 
     A function-call output is answered with "result:<output>", so tests see what the model got.
     """
@@ -42,15 +42,24 @@ class ScriptedAssistant:
     def __init__(self, rules: dict[str, Callable[[re.Match], list[Say | Call]]] | None = None) -> None:
         self.rules = rules or {}
         self.contexts: list[ResponseContext] = []
+        self.answered: set[str] = set()
 
     async def respond(self, context: ResponseContext) -> list[Say | Call]:
+        """Like a model, answer everything new since the last response (messages and tool outputs)."""
         self.contexts.append(context)
-        last = context.last or {}
-        if last.get("type") == "function_call_output":
-            return [Say(f"result:{last['output']}")]
-        text = ""
-        if last.get("type") == "message":
-            text = "".join(p.get("text") or p.get("transcript") or "" for p in last.get("content", []))
+        outputs: list[Say | Call] = []
+        for item in context.items:
+            if item["id"] in self.answered:
+                continue
+            self.answered.add(item["id"])
+            if item["type"] == "function_call_output":
+                outputs.append(Say(f"result:{item['output']}"))
+            elif item["type"] == "message" and item.get("role") == "user":
+                text = "".join(p.get("text") or p.get("transcript") or "" for p in item.get("content", []))
+                outputs += self._answer(text)
+        return outputs or [Say("echo:")]
+
+    def _answer(self, text: str) -> list[Say | Call]:
         for pattern, make in self.rules.items():
             if match := re.search(pattern, text):
                 return make(match)

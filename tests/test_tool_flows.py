@@ -1,0 +1,202 @@
+"""Asynchronous function calling end to end: session ↔ local Realtime server ↔ real tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+from conftest import ToneVoice, call, eventually, settings_for
+from openmeteo_server import serve_open_meteo
+
+from offline.engine import Call, Say
+from realtime.session import ConversationSession
+from tools import ToolError, ToolRegistry, registry
+
+
+@pytest.fixture
+def weather_env(monkeypatch):
+    with serve_open_meteo() as weather:
+        monkeypatch.setenv("OPEN_METEO_FORECAST_URL", weather.forecast_url)
+        monkeypatch.setenv("OPEN_METEO_GEOCODING_URL", weather.geocoding_url)
+        yield weather
+
+
+async def open_session(server, tools: ToolRegistry = registry, flavour: str = "azure-ga") -> ConversationSession:
+    session = ConversationSession(settings_for(server, flavour), tools=tools)
+    session.start()
+    assert await session.wait_connected(5), (session.status, session.notice)
+    return session
+
+
+def assistant_texts(session: ConversationSession) -> list[str]:
+    return [m["content"] for m in session.transcript.messages() if m["role"] == "assistant"]
+
+
+def no_error_reached_user(session: ConversationSession) -> None:
+    shown = " ".join(m["content"] for m in session.transcript.messages()) + session.notice
+    assert "active response" not in shown and "エラー" not in session.notice
+
+
+@pytest.mark.parametrize("flavour", ["azure-ga", "azure-preview"])
+async def test_weather_answered_while_search_runs_then_search_told(server, assistant, weather_env, monkeypatch,
+                                                                   flavour):
+    monkeypatch.setenv("SEARCH_LATENCY_SECONDS", "1.5")
+    assistant.rules = {r"調べて": lambda m: [call("search_database", query="AI")],
+                       r"天気": lambda m: [call("get_weather", location="東京", day="today")]}
+    session = await open_session(server, flavour=flavour)
+    try:
+        search_turn = await session.send_text("AIについて調べて")
+        await eventually(lambda: any('"started"' in t for t in assistant_texts(session)))
+        weather_turn = await session.send_text("東京の天気は？")
+        await eventually(weather_turn.done.is_set)
+        assert not search_turn.done.is_set(), "the search is still running while the weather is answered"
+        await eventually(search_turn.done.is_set, 10)
+        texts = assistant_texts(session)
+        started, weather, found = (next(i for i, t in enumerate(texts) if key in t)
+                                   for key in ('"started"', '"place"', '"hits"'))
+        assert started < weather < found
+        result = json.loads(texts[found].removeprefix("result:"))
+        assert result["status"] == "completed" and result["result"]["hits"][0]["title"]
+        statuses = {c.name: c.status for c in session.tools.calls.values()}
+        assert statuses == {"search_database": "完了", "get_weather": "完了"}
+        assert "AI" in session.turn_text(search_turn) and '"hits"' in session.turn_text(search_turn)
+        no_error_reached_user(session)
+    finally:
+        await session.close()
+
+
+async def test_two_searches_and_weather_in_flight_together(server, assistant, weather_env, monkeypatch):
+    monkeypatch.setenv("SEARCH_LATENCY_SECONDS", "1.0")
+    assistant.rules = {r"(\S+)を調べて": lambda m: [call("search_database", query=m.group(1))],
+                       r"天気": lambda m: [call("get_weather", location="大阪", day="tomorrow")]}
+    session = await open_session(server)
+    try:
+        turns = [await session.send_text(t) for t in ("統計を調べて", "音声認識を調べて", "大阪の天気")]
+        await eventually(lambda: len(session.tools.calls) == 3)
+        assert session.tools.running >= 2  # both searches at once
+        for turn in turns:
+            await eventually(turn.done.is_set, 10)
+        assert sorted(c.status for c in session.tools.calls.values()) == ["完了"] * 3
+        told = [t for t in assistant_texts(session) if '"hits"' in t]
+        assert len(told) == 2
+        no_error_reached_user(session)
+    finally:
+        await session.close()
+
+
+def failing_registry(invocations: list[str]) -> ToolRegistry:
+    tools = ToolRegistry()
+
+    @tools.tool()
+    async def refuses(reason: str) -> dict:
+        """Always fails with a message for the model."""
+        invocations.append("refuses")
+        raise ToolError(f"できません: {reason}")
+
+    @tools.tool()
+    async def crashes() -> dict:
+        """A tool with a bug."""
+        invocations.append("crashes")
+        raise RuntimeError("bug")
+
+    @tools.tool(timeout=0.3)
+    async def dawdles() -> dict:
+        """Never finishes in time."""
+        invocations.append("dawdles")
+        await asyncio.sleep(30)
+        return {}
+
+    @tools.tool()
+    async def counts(n: int) -> dict:
+        """Needs an integer."""
+        invocations.append("counts")
+        return {"n": n}
+
+    return tools
+
+
+@pytest.mark.parametrize(("output", "status", "error_part"), [
+    (Call("refuses", '{"reason": "テスト"}'), "失敗", "できません: テスト"),
+    (Call("crashes", "{}"), "失敗", "RuntimeError"),
+    (Call("dawdles", "{}"), "タイムアウト", "0.3秒以内"),
+    (Call("counts", '{"n": 1'), "失敗", "JSON"),
+    (Call("counts", '{"n": "たくさん"}'), "失敗", "引数が不正"),
+    (Call("counts", "{}"), "失敗", "n: Field required"),
+    (Call("no_such_tool", "{}"), "失敗", "no_such_tool"),
+])
+async def test_failures_end_the_call_and_the_model_gets_an_output(server, assistant, output, status, error_part):
+    invocations: list[str] = []
+    assistant.rules = {r"": lambda m: [output]}
+    session = await open_session(server, failing_registry(invocations))
+    try:
+        turn = await session.send_text("やって")
+        await eventually(turn.done.is_set, 5)
+        (only,) = session.tools.calls.values()
+        assert only.status == status
+        sent = json.loads(next(e["item"]["output"] for e in server.connections[0].of_type("conversation.item.create")
+                               if e["item"]["type"] == "function_call_output"))
+        assert error_part in sent["error"]
+        assert session.turn_text(turn).startswith("result:")  # and the model went on to answer
+        if output.name in ("counts",) and status == "失敗":
+            assert invocations == []  # invalid arguments never reach the function
+        no_error_reached_user(session)
+    finally:
+        await session.close()
+
+
+async def test_closing_the_session_cancels_running_calls(server, assistant, monkeypatch):
+    monkeypatch.setenv("SEARCH_LATENCY_SECONDS", "30")
+    assistant.rules = {r"": lambda m: [call("search_database", query="AI")]}
+    session = await open_session(server)
+    await session.send_text("調べて")
+    await eventually(lambda: session.tools.running == 1)
+    await session.close()
+    (search,) = session.tools.calls.values()
+    assert search.status == "キャンセル"
+    assert session.tools.running == 0
+    leftovers = [t for t in asyncio.all_tasks() if t.get_name().startswith(("tool ", "realtime session",
+                                                                              "response gate"))]
+    assert leftovers == []
+
+
+async def test_call_of_a_cancelled_response_is_not_run(server, assistant):
+    invocations: list[str] = []
+    assistant.rules = {r"やって": lambda m: [Call("counts", '{"n": 1}', stream_seconds=1.5)]}
+    session = await open_session(server, failing_registry(invocations))
+    session.voice_attached = True
+    try:
+        await session.send_text("やって")
+        await eventually(lambda: server.connections[0].sent_of_type("response.function_call_arguments.delta"))
+        speech = ToneVoice().synthesize("あいうえお")[0]
+        await session.append_audio(np.concatenate([speech, np.zeros(24000, np.int16)]))  # barge-in
+        (call_record,) = await eventually(lambda: list(session.tools.calls.values()), 5)
+        assert call_record.status == "キャンセル"
+        assert invocations == []
+        outputs = [e["item"] for e in server.connections[0].of_type("conversation.item.create")
+                   if e["item"]["type"] == "function_call_output"]
+        assert json.loads(outputs[0]["output"])["status"] == "cancelled"
+        no_error_reached_user(session)
+    finally:
+        await session.close()
+
+
+async def test_status_updates_tick_while_a_tool_runs(server, assistant, monkeypatch):
+    monkeypatch.setenv("SEARCH_LATENCY_SECONDS", "3")
+    assistant.rules = {r"": lambda m: [call("search_database", query="AI")]}
+    session = await open_session(server)
+    try:
+        await session.send_text("調べて")
+        await eventually(lambda: session.tools.running == 1)
+        elapsed: list[float] = []
+        async with asyncio.timeout(4):
+            async for snapshot in session.updates():
+                running = [c for c in snapshot.calls if c.status == "実行中"]
+                if running:
+                    elapsed.append(running[0].elapsed())
+                if len(elapsed) >= 3 and elapsed[-1] - elapsed[0] >= 1.5:
+                    break
+        assert elapsed[-1] - elapsed[0] >= 1.5
+    finally:
+        await session.close()

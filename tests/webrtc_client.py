@@ -1,0 +1,114 @@
+"""A real WebRTC peer (aiortc) that talks to the app's FastRTC component as a browser would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import uuid
+
+import httpx
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from av import AudioFrame
+
+from audio import resample
+
+RATE = 48_000
+FRAME = 960  # 20 ms at 48 kHz, as a browser sends
+
+
+class ScriptedMicrophone(MediaStreamTrack):
+    """Plays a 24 kHz int16 script (then silence) in real time as 48 kHz 20 ms frames."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._samples = np.zeros(0, np.int16)
+        self._pts = 0
+        self._start: float | None = None
+
+    def play(self, pcm_24k: np.ndarray) -> None:
+        self._samples = np.concatenate([self._samples, resample(pcm_24k, 24_000, RATE)])
+
+    async def recv(self) -> AudioFrame:
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+        wait = self._start + self._pts / RATE - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        chunk = np.zeros(FRAME, np.int16)
+        take = min(FRAME, self._samples.size)
+        chunk[:take] = self._samples[:take]
+        self._samples = self._samples[take:]
+        frame = AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = RATE, self._pts, fractions.Fraction(1, RATE)
+        self._pts += FRAME
+        return frame
+
+
+class VoiceClient:
+    """Connect to the app's WebRTC component, send microphone audio, collect what comes back."""
+
+    def __init__(self, base_url: str, session_hash: str | None = None) -> None:
+        self.base = base_url.rstrip("/")
+        self.session_hash = session_hash or uuid.uuid4().hex[:11]
+        self.webrtc_id = uuid.uuid4().hex[:12]
+        self.microphone = ScriptedMicrophone()
+        self.received: list[tuple[float, np.ndarray]] = []  # (arrival time, samples)
+        self.pc = RTCPeerConnection()
+        self._http = httpx.AsyncClient(timeout=10)
+        self._tasks: list[asyncio.Task] = []
+
+    async def connect(self) -> dict:
+        """Offer/answer through the component server; returns the server's JSON (may say failed)."""
+        config = (await self._http.get(f"{self.base}/config")).json()
+        component = next(c["id"] for c in config["components"] if c.get("type") == "webrtc")
+        tick = next(i for i, d in enumerate(config["dependencies"]) if [component, "tick"] in d["targets"])
+        channel = self.pc.createDataChannel("text")
+        channel.on("message", lambda message: self._on_message(message, tick, config))
+        self.pc.addTrack(self.microphone)
+        self.pc.on("track", self._on_track)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        body = {"session_hash": self.session_hash, "component_id": component, "fn_name": "offer",
+                "data": {"sdp": self.pc.localDescription.sdp, "type": "offer", "webrtc_id": self.webrtc_id}}
+        answer = (await self._http.post(f"{self.base}/gradio_api/component_server", json=body)).json()
+        if answer.get("sdp"):
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        return answer
+
+    def _on_message(self, message: str, tick: int, config: dict) -> None:
+        if json.loads(message).get("type") == "send_input":
+            self._tasks.append(asyncio.ensure_future(self._send_input(tick, config)))
+
+    async def _send_input(self, tick: int, config: dict) -> None:
+        # The stream's extra input is the hidden session-hash box the page fills on load.
+        data = [{"webrtc_id": self.webrtc_id}, self.session_hash]
+        await self._http.post(f"{self.base}/gradio_api/queue/join",
+                              json={"data": data, "fn_index": tick, "session_hash": self.session_hash,
+                                    "event_data": None, "trigger_id": None})
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        async def collect() -> None:
+            with contextlib.suppress(Exception):
+                while True:
+                    frame = await track.recv()
+                    arrived = asyncio.get_running_loop().time()
+                    self.received.append((arrived, frame.to_ndarray().reshape(-1).copy()))
+
+        self._tasks.append(asyncio.ensure_future(collect()))
+
+    def received_audio(self, since: float = 0.0, until: float = float("inf")) -> np.ndarray:
+        """What the speaker got between two loop times (int16 samples as decoded)."""
+        chunks = [samples for at, samples in self.received if since <= at < until]
+        return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._http.aclose()
