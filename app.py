@@ -11,12 +11,12 @@ import time
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import gradio as gr  # noqa: E402
+import gradio as gr
 
-from config import RealtimeSettings, load_settings  # noqa: E402
-from ice import ice_servers  # noqa: E402
-from sessions import SessionRegistry  # noqa: E402
-from ui import build_ui  # noqa: E402
+from config import RealtimeSettings, load_settings
+from ice import ice_servers
+from sessions import SessionRegistry
+from ui import build_ui
 
 log = logging.getLogger("app")
 
@@ -32,7 +32,8 @@ def env_number(name: str, default: float) -> float:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     on_space = bool(os.environ.get("SPACE_ID"))
     parser = argparse.ArgumentParser(description="リアルタイム音声アシスタント（Azure OpenAI / OpenAI Realtime API）")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_space else "127.0.0.1"))
+    default_host = os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_space else "127.0.0.1")
+    parser.add_argument("--host", default=default_host)
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT") or 7860))
     parser.add_argument("--share", action="store_true", help="Gradio の共有リンクを発行する")
     parser.add_argument("--debug", action="store_true", help="プロトコルのイベント種別と時刻をログに出す")

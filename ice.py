@@ -59,6 +59,7 @@ def ice_servers(host: str, share: bool) -> tuple[Any, dict[str, Any] | None]:
                 return await fetch()
         except Exception as exc:
             log.error("TURN credentials unavailable: %s", type(exc).__name__)
-            raise TurnUnavailable("TURN サーバーの認証情報を取得できませんでした。HF_TOKEN などの設定を確認してください。") from None
+            message = "TURN サーバーの認証情報を取得できませんでした。HF_TOKEN などの設定を確認してください。"
+            raise TurnUnavailable(message) from None
 
     return rtc_configuration, None

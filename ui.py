@@ -154,7 +154,8 @@ def build_ui(
         demo.load(session_hash, outputs=[hash_box], show_api=False, api_name=False, queue=False)
         demo.load(watch, outputs=[chatbot, table, status], show_api=False, api_name=False, concurrency_limit=None)
         for trigger in (text.submit, send.click):
-            trigger(send_from_page, inputs=[text], outputs=[text], show_api=False, api_name=False, concurrency_limit=None)
+            trigger(send_from_page, inputs=[text], outputs=[text], show_api=False, api_name=False,
+                    concurrency_limit=None)
         new_chat.click(reset, outputs=None, show_api=False, api_name=False, concurrency_limit=None)
         demo.unload(leave)
         # Each streamed value is the reply so far (a string); gradio cannot read that from AsyncIterator[str].

@@ -34,9 +34,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="リアルタイム音声アシスタントに API でテキストの質問をします。",
         usage="python examples/api_client.py [URL] [--auth USER:PASS] 質問",
     )
-    parser.add_argument("words", nargs="+", metavar="[URL] 質問", help=f"アプリの URL（既定: {DEFAULT_URL}）と質問")
-    parser.add_argument("--auth", metavar="USER:PASS", help="ログインが設定されているときのユーザー名とパスワード")
-    args = parser.parse_args(argv)
+    parser.add_argument("words", nargs="+", metavar="[URL] 質問",
+                        help=f"アプリの URL（既定: {DEFAULT_URL}）と質問")
+    parser.add_argument("--auth", metavar="USER:PASS",
+                        help="ログインが設定されているときのユーザー名とパスワード")
+    args = parser.parse_intermixed_args(argv)
     if len(args.words) > 2:
         parser.error("質問は引用符で囲んで 1 つの引数にしてください（例: \"東京の天気は？\"）。")
     args.url, args.question = (args.words if len(args.words) == 2 else [DEFAULT_URL, args.words[0]])
@@ -52,12 +54,14 @@ def connect(url: str, auth: str | None) -> Client:
     except AuthenticationError:
         raise ClientError("このアプリにはログインが必要です。--auth USER:PASS を指定してください。") from None
     except httpx.ConnectError:
-        raise ClientError(f"{url} に接続できません。アプリが起動しているか（python app.py）、URL を確認してください。") from None
+        raise ClientError(
+            f"{url} に接続できません。アプリが起動しているか（python app.py）、URL を確認してください。"
+        ) from None
     except httpx.TimeoutException:
         raise ClientError(f"{url} が応答しません（タイムアウト）。") from None
     except ValueError as exc:
         if "login" in str(exc).lower():
-            raise ClientError("ログインできませんでした。ユーザー名とパスワードを確認してください。") from None
+            raise ClientError("ログインできませんでした。ユーザー名かパスワードが違います。") from None
         raise ClientError(f"{url} を API として読み込めませんでした: {exc}") from None
     except httpx.HTTPError as exc:
         raise ClientError(f"{url} との通信に失敗しました: {exc}") from None

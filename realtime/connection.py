@@ -68,7 +68,7 @@ def describe_failure(exc: BaseException) -> ConnectError:
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
         if status in (401, 403):
-            return ConnectError("認証に失敗しました（HTTP %d）。API キーを確認してください。" % status, retry=False)
+            return ConnectError(f"認証に失敗しました（HTTP {status}）。API キーを確認してください。", retry=False)
         if status == 404:
             return ConnectError(
                 "エンドポイントまたはデプロイメントが見つかりません（HTTP 404）。"
@@ -81,7 +81,8 @@ def describe_failure(exc: BaseException) -> ConnectError:
     if isinstance(exc, TimeoutError):
         return ConnectError("Realtime サービスへの接続がタイムアウトしました。", retry=True)
     if isinstance(exc, OSError):
-        return ConnectError("Realtime サービスに接続できません。ネットワークとエンドポイントを確認してください。", retry=True)
+        message = "Realtime サービスに接続できません。ネットワークとエンドポイントを確認してください。"
+        return ConnectError(message, retry=True)
     return ConnectError(f"Realtime サービスに接続できません（{type(exc).__name__}）。", retry=True)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -29,6 +30,9 @@ from tools import ToolRegistry, registry
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8)
+STARTED_OUTPUT = json.dumps(
+    {"status": "started", "message": "バックグラウンドで実行中です。結果は後でお知らせします。"}, ensure_ascii=False
+)
 
 
 @dataclass
@@ -159,7 +163,8 @@ class ConversationSession:
             self._connected.clear()
             self.gate.disconnected()
             if not self._closed:
-                self.status, self.notice = "再接続中…", "接続が切れたため再接続しています（会話の内容は引き継がれます）。"
+                self.status = "再接続中…"
+                self.notice = "接続が切れたため再接続しています（会話の内容は引き継がれます）。"
                 self._changed()
                 await asyncio.sleep(RECONNECT_DELAYS[0])
 
@@ -360,7 +365,7 @@ class ConversationSession:
             turn.calls.add(call_id)
         if call.long_running:
             # Answer at once so the model can say it has started; the result is told when ready.
-            record.output = '{"status": "started", "message": "バックグラウンドで実行中です。結果は後でお知らせします。"}'
+            record.output = STARTED_OUTPUT
             await self._send(dialect.create_item(dialect.function_output_item(call_id, record.output)))
             self._request_for(call.causes, tools_allowed=True)
 

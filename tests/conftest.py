@@ -15,11 +15,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("SEARCH_LATENCY_SECONDS", "0")
 
-from audio import SAMPLE_RATE  # noqa: E402
-from config import RealtimeSettings  # noqa: E402
-from offline.engine import Call, ResponseContext, Say  # noqa: E402
-from offline.server import RealtimeServer  # noqa: E402
-from offline.speech import EnergyTurnDetector  # noqa: E402
+from audio import SAMPLE_RATE
+from config import RealtimeSettings
+from offline.engine import Call, ResponseContext, Say
+from offline.server import RealtimeServer
+from offline.speech import EnergyTurnDetector
 
 API_KEY = "test-key-not-a-secret"
 

@@ -84,9 +84,9 @@ def test_tool_status_and_reset(app):
     assert reply.startswith("result:") and "東京" in reply  # the model got the forecast and answered from it
     rows = client.predict(api_name="/tool_status")
     assert len(rows) == 1
-    started, name, arguments, status, elapsed, _summary = rows[0]
+    _started, name, arguments, status, elapsed, summary = rows[0]
     assert (name, status) == ("get_weather", "完了")
-    assert "東京" in _summary and "℃" in _summary
+    assert "東京" in summary and "℃" in summary
     assert "東京" in arguments and float(elapsed) >= 0
     assert client.predict(api_name="/reset") == "新しい会話を開始しました。"
     assert client.predict(api_name="/tool_status") == []

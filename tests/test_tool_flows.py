@@ -10,7 +10,7 @@ import pytest
 from conftest import ToneVoice, call, eventually, settings_for
 from openmeteo_server import serve_open_meteo
 
-from offline.engine import Call, Say
+from offline.engine import Call
 from realtime.session import ConversationSession
 from tools import ToolError, ToolRegistry, registry
 
