@@ -142,3 +142,8 @@ def missing_settings(settings: RealtimeSettings) -> list[str]:
     if settings.provider == "none":
         return ["AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_DEPLOYMENT"]
     return []
+
+
+def tool_timeout() -> float:
+    """Seconds a tool call may run before it ends as タイムアウト (TOOL_TIMEOUT_SECONDS, default 60)."""
+    return max(0.1, _float("TOOL_TIMEOUT_SECONDS", 60.0))

@@ -110,8 +110,8 @@ class RealtimeConnection:
     async def send(self, event: Event) -> None:
         if self._conn is None:
             raise ConnectionError("not connected")
-        if self._debug and event.get("type") != "input_audio_buffer.append":
-            log.debug("→ %s", event.get("type"))
+        if self._debug:  # event types and timings only: never audio payloads or keys
+            log.debug("→ %s +%.3fs", event.get("type"), time.monotonic() - self._opened_at)
         send_raw = getattr(self._conn, "send_raw", None)  # the GA connection; the preview one lacks it
         if send_raw is not None:
             await send_raw(json.dumps(event, ensure_ascii=False))
@@ -126,7 +126,7 @@ class RealtimeConnection:
             while True:
                 raw = await self._conn.recv_bytes()
                 event = to_internal(json.loads(raw), self._settings.dialect)
-                if self._debug and not event.get("type", "").endswith(".delta"):
+                if self._debug:
                     log.debug("← %s +%.3fs", event.get("type"), time.monotonic() - self._opened_at)
                 yield event
         except ConnectionClosed as closed:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audio import Playback, decode_pcm16, encode_pcm16
-from config import RealtimeSettings, missing_settings
+from config import RealtimeSettings, missing_settings, tool_timeout
 from realtime import dialect
 from realtime.connection import ConnectError, RealtimeConnection
 from realtime.dialect import Event
@@ -67,7 +67,7 @@ class ConversationSession:
         self._connection = RealtimeConnection(settings, debug)
         self.transcript = Transcript()
         self.gate = ResponseGate(self._send)
-        self.tools = ToolRunner(tools, lambda _call: self._changed(), self._on_call_end)
+        self.tools = ToolRunner(tools, lambda _call: self._changed(), self._on_call_end, tool_timeout())
         self._tool_schemas = tools.schemas()
         self.playback = Playback()
         self.voice_attached = False

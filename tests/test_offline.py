@@ -1,0 +1,128 @@
+"""Offline mode end to end: the app with no cloud credentials, the built-in engine, real TTS and VAD."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+from apphost import running_app
+from conftest import eventually
+from gradio_client import Client
+from openmeteo_server import serve_open_meteo
+from webrtc_client import VoiceClient
+
+from audio import rms
+from config import RealtimeSettings, load_settings
+from offline.runtime import build_offline_server, serve_in_thread
+from offline.speech import synthesize
+
+
+@pytest.fixture(scope="module")
+def offline_app():
+    engine = build_offline_server()
+    url = serve_in_thread(engine)
+    settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
+                                base_url=f"{url}/v1")
+    with serve_open_meteo() as weather, pytest.MonkeyPatch.context() as env:
+        env.setenv("OPEN_METEO_FORECAST_URL", weather.forecast_url)
+        env.setenv("OPEN_METEO_GEOCODING_URL", weather.geocoding_url)
+        env.setenv("SEARCH_LATENCY_SECONDS", "0.5")
+        with running_app(settings=settings) as running:
+            yield running, engine, weather
+
+
+def test_no_credentials_means_offline(monkeypatch, tmp_path):
+    for name in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_DEPLOYMENT", "OPENAI_API_KEY",
+                 "REALTIME_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(env_file=str(tmp_path / "missing.env"))
+    assert settings.provider == "offline" and settings.dialect == "ga"
+    assert "オフライン" in settings.label
+
+
+async def test_typed_search_runs_the_tool_and_speaks_a_real_hit(offline_app):
+    app, engine, _weather = offline_app
+    voice = VoiceClient(app.url)
+    assert (await voice.connect()).get("sdp")
+    session = await eventually(lambda: (s := app.registry.peek(voice.session_hash)) and s.voice_attached and s)
+    try:
+        await eventually(lambda: session._connected.is_set())
+        turn = await session.send_text("AIについて調べて")
+        await eventually(turn.done.is_set, 30)
+        (search,) = session.tools.calls.values()
+        assert search.name == "search_database" and json.loads(search.arguments) == {"query": "AI"}
+        assert search.status == "完了"
+        result = json.loads(search.output)["result"]
+        told = session.turn_text(turn)
+        assert "検索を開始しました" in told
+        assert result["hits"][0]["title"] in told  # the spoken summary names a real article
+        record = next(c for c in engine.connections if c.of_type("conversation.item.create"))
+        spoken = [e for e in record.sent_of_type("response.output_audio.delta")]
+        assert spoken, "the engine speaks its answers"
+        await eventually(lambda: rms(voice.received_audio()) > 300, 10)
+    finally:
+        await voice.close()
+
+
+def test_weather_call_has_the_right_arguments(offline_app):
+    app, _engine, weather = offline_app
+    client = Client(app.url, verbose=False)
+    reply = client.predict("明日の大阪の天気は？", api_name="/chat")
+    rows = client.predict(api_name="/tool_status")
+    assert rows[0][1] == "get_weather" and rows[0][3] == "完了"
+    assert json.loads(rows[0][2]) == {"location": "大阪", "day": "tomorrow"}
+    assert weather.forecast_requests, "the real weather client asked the (local) Open-Meteo"
+    assert "明日" in reply and "大阪" in reply and "度" in reply
+
+
+def test_unknown_request_gets_an_honest_reply(offline_app):
+    app, *_ = offline_app
+    reply = Client(app.url, verbose=False).predict("量子コンピュータで株価を予測して", api_name="/chat")
+    assert "オフライン" in reply
+
+
+async def test_voice_turn_is_detected_and_honestly_not_transcribed(offline_app):
+    app, engine, _ = offline_app
+    before = len(engine.connections)
+    voice = VoiceClient(app.url)
+    assert (await voice.connect()).get("sdp")
+    session = await eventually(lambda: (s := app.registry.peek(voice.session_hash)) and s.voice_attached and s)
+    try:
+        await eventually(lambda: session._connected.is_set() and len(engine.connections) > before)
+        record = engine.connections[-1]
+        speech = await asyncio.to_thread(synthesize, "東京の天気を教えてください")
+        voice.microphone.play(np.concatenate([np.zeros(12000, np.int16), speech]))
+        await eventually(lambda: record.sent_of_type("input_audio_buffer.speech_stopped"), 15)
+        assert record.sent_of_type("input_audio_buffer.speech_started")
+        assert record.sent_of_type("conversation.item.input_audio_transcription.failed")
+        await eventually(lambda: any("音声認識" in m["content"] for m in session.transcript.messages()
+                                     if m["role"] == "assistant"), 15)
+        user_turns = [m["content"] for m in session.transcript.messages() if m["role"] == "user"]
+        assert user_turns == ["（音声を文字にできませんでした）"]  # no made-up transcript
+    finally:
+        await voice.close()
+
+
+async def test_barge_in_stops_a_spoken_answer(offline_app):
+    app, engine, _ = offline_app
+    voice = VoiceClient(app.url)
+    assert (await voice.connect()).get("sdp")
+    session = await eventually(lambda: (s := app.registry.peek(voice.session_hash)) and s.voice_attached and s)
+    try:
+        await eventually(lambda: session._connected.is_set())
+        await session.send_text("何ができますか")  # a long spoken help text
+        loop = asyncio.get_running_loop()
+        await eventually(lambda: rms(voice.received_audio(since=loop.time() - 0.3)) > 300, 15)
+        speech = await asyncio.to_thread(synthesize, "ちょっと待って")
+        voice.microphone.play(speech)
+        await eventually(lambda: session.interruptions > 0, 10)
+        interrupted_at = loop.time()
+        await asyncio.sleep(0.6)
+        assert rms(voice.received_audio(since=interrupted_at + 0.15, until=interrupted_at + 0.6)) < 50
+        record = engine.connections[-1]
+        await eventually(lambda: record.of_type("conversation.item.truncate"), 5)
+        assert not [e for e in record.sent_of_type("error") if "truncate" in json.dumps(e)]
+    finally:
+        await voice.close()
