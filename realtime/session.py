@@ -8,47 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from audio import Playback, decode_pcm16, encode_pcm16
-from config import RealtimeSettings, missing_settings, tool_timeout
+from config import RealtimeSettings, missing_settings
 from realtime import dialect
+from realtime.calls import FunctionCalls, Turn
 from realtime.connection import ConnectError, RealtimeConnection
 from realtime.dialect import Event
 from realtime.gate import ResponseGate
-from realtime.tool_runner import ToolCall, ToolRunner
+from realtime.tool_runner import ToolCall
 from realtime.transcript import Item, Transcript, is_hallucination
 from tools import ToolRegistry, registry
 
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8)
-STARTED_OUTPUT = json.dumps(
-    {"status": "started", "message": "バックグラウンドで実行中です。結果は後でお知らせします。"}, ensure_ascii=False
-)
-
-
-@dataclass
-class Turn:
-    """What one typed message set in motion: its responses, its tool calls and their told results."""
-
-    turn_id: str
-    awaiting: bool = True  # a response was requested for it and has not started yet
-    responses: set[str] = field(default_factory=set)
-    calls: set[str] = field(default_factory=set)
-    item_ids: list[str] = field(default_factory=list)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def settle(self) -> None:
-        if not self.awaiting and not self.responses and not self.calls:
-            self.done.set()
 
 
 @dataclass(frozen=True)
@@ -67,14 +48,14 @@ class ConversationSession:
         self._connection = RealtimeConnection(settings, debug)
         self.transcript = Transcript()
         self.gate = ResponseGate(self._send)
-        self.tools = ToolRunner(tools, lambda _call: self._changed(), self._on_call_end, tool_timeout())
+        self.turns: dict[str, Turn] = {}
+        self.calls = FunctionCalls(tools, self.transcript, self.turns, self._send, self._request_for, self._changed)
+        self.tools = self.calls.runner
         self._tool_schemas = tools.schemas()
         self.playback = Playback()
         self.voice_attached = False
         self.interruptions = 0  # bumps on every barge-in so the audio handler can flush fastrtc
         self._interrupted_items: set[str] = set()
-        self.turns: dict[str, Turn] = {}
-        self._response_items: dict[str, list[str]] = {}
         self._tasks: list[asyncio.Task] = []
         self._subscribers: set[asyncio.Event] = set()
         self._connected = asyncio.Event()
@@ -120,7 +101,7 @@ class ConversationSession:
         if self._closed:
             return
         self._closed = True
-        await self.tools.cancel_all()
+        await self.calls.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -133,6 +114,10 @@ class ConversationSession:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
 
     async def wait_connected(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -189,6 +174,8 @@ class ConversationSession:
     async def send_text(self, text: str) -> Turn:
         """Add a typed message and ask for an answer; the returned turn tracks everything it caused."""
         self.last_activity = time.monotonic()
+        for finished in [t for t, turn in self.turns.items() if turn.done.is_set()]:
+            del self.turns[finished]
         turn = Turn(f"turn_{uuid.uuid4().hex[:12]}")
         self.turns[turn.turn_id] = turn
         item_id = f"msg_{uuid.uuid4().hex[:20]}"
@@ -344,61 +331,10 @@ class ConversationSession:
             return
         if raw.get("type") != "function_call":
             return
-        await self._start_call(raw, event.get("response_id", ""))
-
-    async def _start_call(self, raw: Event, response_id: str) -> None:
-        call_id, name, arguments = raw.get("call_id", ""), raw.get("name", ""), raw.get("arguments", "")
-        if call_id in self.tools.calls:
-            return
-        record = self.transcript.add(Item(raw.get("id", call_id), "function_call", call_id=call_id, name=name,
-                                          arguments=arguments))
-        if raw.get("status", "completed") != "completed":
-            call = self.tools.skip(call_id, name, arguments)
-            record.output = call.output
-            await self._send(dialect.create_item(dialect.function_output_item(call_id, call.output)))
-            return
-        turns = self._turns_of(response_id)
-        call = self.tools.start(call_id, name, arguments, {t.turn_id for t in turns})
-        if call is None:
-            return
-        for turn in turns:
-            turn.calls.add(call_id)
-        if call.long_running:
-            # Answer at once so the model can say it has started; the result is told when ready.
-            record.output = STARTED_OUTPUT
-            await self._send(dialect.create_item(dialect.function_output_item(call_id, record.output)))
-            self._request_for(call.causes, tools_allowed=True)
-
-    async def _on_call_end(self, call: ToolCall) -> None:
-        """A call ended: give the model its output (or, for a long one, its result) and ask for words."""
-        if self._closed:
-            return
-        record = self.transcript.call(call.call_id)
-        try:
-            if call.long_running:
-                # The original call was already answered with "started": add the result as a new pair.
-                result_id = f"{call.call_id}_r"[:32]
-                pair = [dialect.function_call_item(result_id, call.name, call.arguments),
-                        dialect.function_output_item(result_id, call.output)]
-                item = self.transcript.add(Item(f"fc_{uuid.uuid4().hex[:20]}", "function_call", call_id=result_id,
-                                                name=call.name, arguments=call.arguments, output=call.output))
-                await self._send(dialect.create_item({"id": item.item_id, **pair[0]}))
-                await self._send(dialect.create_item(pair[1]))
-                self._request_for(call.causes, tools_allowed=False)
-            else:
-                if record is not None:
-                    record.output = call.output
-                await self._send(dialect.create_item(dialect.function_output_item(call.call_id, call.output)))
-                self._request_for(call.causes, tools_allowed=True)
-        except (ConnectionError, OSError):
-            log.info("call %s ended while disconnected; its result will be replayed", call.call_id)
-        finally:
-            for turn_id in call.causes:
-                if turn := self.turns.get(turn_id):
-                    turn.calls.discard(call.call_id)
-                    turn.settle()
+        await self.calls.on_item_done(raw, self._turns_of(event.get("response_id", "")))
 
     def _request_for(self, causes: set[str], tools_allowed: bool) -> None:
+        """Ask the gate for a response on behalf of these turns (they are open until it is done)."""
         for turn_id in causes:
             if turn := self.turns.get(turn_id):
                 turn.awaiting = True
@@ -409,8 +345,9 @@ class ConversationSession:
         response_id = response.get("id", "")
         # Calls of a cancelled response may never get output_item.done: close each with an output.
         for raw in response.get("output", []):
-            if raw.get("type") == "function_call" and raw.get("call_id") not in self.tools.calls:
-                await self._start_call({**raw, "status": raw.get("status") or "incomplete"}, response_id)
+            if raw.get("type") == "function_call" and not self.calls.known(raw.get("call_id", "")):
+                await self.calls.on_item_done({**raw, "status": raw.get("status") or "incomplete"},
+                                              self._turns_of(response_id))
         self.gate.on_response_done(response_id)
         for turn in self._turns_of(response_id):
             turn.responses.discard(response_id)

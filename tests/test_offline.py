@@ -48,7 +48,7 @@ async def test_typed_search_runs_the_tool_and_speaks_a_real_hit(offline_app):
     assert (await voice.connect()).get("sdp")
     session = await eventually(lambda: (s := app.registry.peek(voice.session_hash)) and s.voice_attached and s)
     try:
-        await eventually(lambda: session._connected.is_set())
+        await eventually(lambda: session.connected)
         turn = await session.send_text("AIについて調べて")
         await eventually(turn.done.is_set, 30)
         (search,) = session.tools.calls.values()
@@ -90,7 +90,7 @@ async def test_voice_turn_is_detected_and_honestly_not_transcribed(offline_app):
     assert (await voice.connect()).get("sdp")
     session = await eventually(lambda: (s := app.registry.peek(voice.session_hash)) and s.voice_attached and s)
     try:
-        await eventually(lambda: session._connected.is_set() and len(engine.connections) > before)
+        await eventually(lambda: session.connected and len(engine.connections) > before)
         record = engine.connections[-1]
         speech = await asyncio.to_thread(synthesize, "東京の天気を教えてください")
         voice.microphone.play(np.concatenate([np.zeros(12000, np.int16), speech]))
@@ -111,7 +111,7 @@ async def test_barge_in_stops_a_spoken_answer(offline_app):
     assert (await voice.connect()).get("sdp")
     session = await eventually(lambda: (s := app.registry.peek(voice.session_hash)) and s.voice_attached and s)
     try:
-        await eventually(lambda: session._connected.is_set())
+        await eventually(lambda: session.connected)
         await session.send_text("何ができますか")  # a long spoken help text
         loop = asyncio.get_running_loop()
         await eventually(lambda: rms(voice.received_audio(since=loop.time() - 0.3)) > 300, 15)

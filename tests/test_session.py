@@ -112,7 +112,7 @@ async def test_reconnect_resends_config_then_replays_context(server):
         turn = await session.send_text("覚えて: 青")
         await eventually(turn.done.is_set)
         await server.drop_all()
-        await eventually(lambda: len(server.connections) == 2 and session._connected.is_set())
+        await eventually(lambda: len(server.connections) == 2 and session.connected)
         second = server.connections[1]
         await eventually(lambda: len(second.of_type("conversation.item.create")) >= 2)
         assert second.received[0]["type"] == "session.update"

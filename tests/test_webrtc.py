@@ -33,7 +33,7 @@ async def start_voice(app) -> tuple[VoiceClient, object]:
     answer = await client.connect()
     assert answer.get("sdp"), answer
     session = await eventually(lambda: (s := app.registry.peek(client.session_hash)) and s.voice_attached and s)
-    await eventually(lambda: session._connected.is_set())
+    await eventually(lambda: session.connected)
     return client, session
 
 
