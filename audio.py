@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -87,6 +89,14 @@ class Playback:
         self._item = ""
         self._released_ms = 0
         self._received_ms: dict[str, int] = {}
+        self._arrived = asyncio.Event()
+
+    async def wait_for_audio(self, timeout: float) -> None:
+        """Return when audio arrives (or after `timeout`), so an idle speaker wakes without polling."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._arrived.wait()
+        self._arrived.clear()
 
     def add(self, item_id: str, pcm: np.ndarray) -> None:
         """Queue a delta, cut into whole 20 ms frames (the remainder waits for the next delta)."""
@@ -99,6 +109,7 @@ class Playback:
         for start in range(0, whole, FRAME_SAMPLES):
             self._frames.append((item_id, data[start : start + FRAME_SAMPLES]))
         self._pending = data[whole:]
+        self._arrived.set()
 
     def finish(self, item_id: str) -> None:
         """The item's audio is complete: release its last partial frame, padded with silence."""
@@ -110,6 +121,7 @@ class Playback:
             frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
             frame[: self._pending.size] = self._pending
             self._frames.append((self._pending_item, frame))
+            self._arrived.set()
         self._pending = np.zeros(0, dtype=np.int16)
 
     def wait_time(self) -> float:

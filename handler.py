@@ -15,6 +15,7 @@ from sessions import SessionRegistry
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 0.01
+IDLE_WAKE_SECONDS = 0.05
 
 
 class VoiceHandler(AsyncStreamHandler):
@@ -64,7 +65,11 @@ class VoiceHandler(AsyncStreamHandler):
                     self.clear_queue()
             frame = session.playback.next_frame()
             if frame is None:
-                await asyncio.sleep(min(IDLE_POLL_SECONDS, session.playback.wait_time() or IDLE_POLL_SECONDS))
+                wait = session.playback.wait_time()
+                if wait > 0:  # paced: the next frame is due in `wait` seconds
+                    await asyncio.sleep(wait)
+                else:  # nothing queued: sleep until audio arrives (checking for barge-in now and then)
+                    await session.playback.wait_for_audio(IDLE_WAKE_SECONDS)
                 return None
             await asyncio.sleep(0)
             return SAMPLE_RATE, frame.reshape(1, -1)

@@ -29,10 +29,9 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 SUFFIXES = {".md", ".markdown", ".txt"}
 MIN_FTS_CHARS = 3  # trigram FTS5 matches nothing for shorter terms; those go through instr()
 SNIPPET_CHARS = 32
-COLUMNS = ("title", "body", "tags")
 # LIKE folds ASCII case ~3x faster than lower()+instr(); for Japanese, instr() is the faster one.
 LIKE, INSTR = "(a.{c} LIKE :l{i} ESCAPE '\\')", "(instr(a.{c}, :t{i}) > 0)"
-BM25 = "bm25(articles_fts, 10.0, 1.0, 5.0)"  # column weights: title, body, tags
+BM25 = "bm25(articles_fts, 10.0, 1.0, 5.0) AS rank"  # column weights: title, body, tags
 SNIPPET = f"snippet(articles_fts, 1, '「', '」', '…', {SNIPPET_CHARS})"
 _SPLIT_RE = re.compile(r"[\s、。，．,.!?！？「」『』（）()\[\]{}【】・:：;；\"'`*^]+")
 
@@ -152,8 +151,7 @@ class KnowledgeBase:
                     stored = conn.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
             except sqlite3.Error:  # missing, corrupt or foreign file: just rebuild it
                 stored = None
-            rebuilt = stored != (fp,)
-            if rebuilt:
+            if rebuilt := stored != (fp,):
                 self._write_db((parse_article(self.source_dir / f[0], f[0]) for f in files), fp)
             self._known_fingerprint = fp
             return rebuilt
@@ -207,22 +205,23 @@ class KnowledgeBase:
         return SearchResult(query, hits, ranked[0][2] if ranked else 0, elapsed_ms)
 
     @staticmethod
-    def _rank(conn: sqlite3.Connection, terms: list[str], limit: int, mode: str) -> tuple[list, str | None]:
-        """Top (id, score, total) rows, plus the FTS5 match expression used (if any)."""
+    def _rank(conn: sqlite3.Connection, terms: list[str], limit: int, mode: str) -> tuple[list[tuple], str]:
+        """Top (id, score, total) rows, plus the FTS5 match expression used ("" if none)."""
         params: dict[str, object] = {"limit": limit}
-        scores, conds, cte, join, match = [], [], "", "", None
+        scores: list[str] = []
+        conds: list[str] = []
+        cte = join = match = ""
         if long_terms := [t for t in terms if len(t) >= MIN_FTS_CHARS]:
             # A quoted FTS5 string is always a literal phrase, so user input can never inject syntax.
             params["match"] = match = f" {mode} ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
-            fts = f"SELECT rowid AS id, {BM25} AS rank FROM articles_fts WHERE articles_fts MATCH :match"
-            cte = f"WITH m AS ({fts}) "
+            cte = f"WITH m AS (SELECT rowid AS id, {BM25} FROM articles_fts WHERE articles_fts MATCH :match) "
             join = ("JOIN" if mode == "AND" else "LEFT JOIN") + " m ON m.id = a.id"
             scores.append("coalesce(-m.rank, 0)")
             conds.append("m.id IS NOT NULL")
         for i, term in enumerate(terms):
             cased = term != term.upper()  # i.e. contains ASCII (or other cased) letters
             params[f"t{i}"], params[f"l{i}"] = term, "%" + re.sub(r"[%_\\]", r"\\\g<0>", term) + "%"
-            title, body, tags = ((LIKE if cased else INSTR).format(c=c, i=i) for c in COLUMNS)
+            title, body, tags = ((LIKE if cased else INSTR).format(c=c, i=i) for c in ("title", "body", "tags"))
             # A title hit outweighs all else one term can add (bm25 saturates, tags 2, body max 4).
             scores.append(f"{title} * 10")
             if len(term) >= MIN_FTS_CHARS:

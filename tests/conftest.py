@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable
 
 import numpy as np
@@ -14,6 +15,8 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("SEARCH_LATENCY_SECONDS", "0")
+# Each test run builds its own knowledge-base file instead of sharing the user's default one.
+os.environ.setdefault("SEARCH_DB_PATH", os.path.join(tempfile.mkdtemp(prefix="kb-test-"), "knowledge.sqlite3"))
 
 from audio import SAMPLE_RATE
 from config import RealtimeSettings

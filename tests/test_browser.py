@@ -1,0 +1,330 @@
+"""The app in a real headless Chromium: microphone (a WAV of Japanese speech), playback, text and tools.
+
+Each test runs against the offline engine (rule-based assistant, Silero VAD, no transcription) and
+against the tests' scripted Realtime server in the Azure preview dialect (transcripts are 「こんにちは」).
+Needs Debian's /usr/bin/chromium, fonts-noto-cjk and `pip install playwright` (no `playwright install`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser import (
+    README_SCREENSHOT,
+    SAMPLE_RATE,
+    browser_unavailable,
+    chat_messages,
+    chromium_args,
+    inbound_audio_energy,
+    open_page,
+    rms,
+    screenshot,
+    send_text,
+    speech_wav,
+    start_recording,
+    stop_recording,
+    tool_table,
+    wait_for_chat,
+    wait_for_page_ready,
+    wait_until,
+    write_wav,
+)
+from conftest import ScriptedAssistant, call
+
+from offline.engine import Say
+
+UNAVAILABLE = browser_unavailable()
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(UNAVAILABLE is not None, reason=UNAVAILABLE or ""),
+    pytest.mark.timeout(120),
+]
+
+LONG_ANSWER = (
+    "東京の今日の天気についてお話しします。朝のうちは晴れていますが、昼過ぎから雲が広がり、"
+    "夕方には所によって雨が降るでしょう。最高気温は二十度、最低気温は十二度の予想です。"
+    "お出かけの際は折りたたみ傘をお持ちください。"
+)  # 100+ characters: ToneVoice speaks 60 ms per character, so it plays for 6+ seconds
+SHORT_ANSWER = "こんにちは。東京は晴れています。"
+UNTRANSCRIBED = "（音声を文字にできませんでした）"  # what the chat shows for a turn the offline engine cannot transcribe
+
+
+@dataclass
+class BrowserApp:
+    mode: str  # "offline" or "azure-preview"
+    url: str
+    registry: object
+    server: object  # offline.server.RealtimeServer (its ConnectionRecords show what the app sent)
+    assistant: ScriptedAssistant | None
+    weather: object
+
+    @property
+    def offline(self) -> bool:
+        return self.mode == "offline"
+
+    def new_connections(self, since: int) -> list:
+        return list(self.server.connections[since:])
+
+
+@pytest.fixture(scope="module")
+def weather():
+    from openmeteo_server import serve_open_meteo
+
+    with serve_open_meteo() as om, pytest.MonkeyPatch.context() as env:
+        env.setenv("OPEN_METEO_FORECAST_URL", om.forecast_url)
+        env.setenv("OPEN_METEO_GEOCODING_URL", om.geocoding_url)
+        yield om
+
+
+@pytest.fixture(scope="module", params=["offline", "azure-preview"])
+def app(request, weather) -> Iterator[BrowserApp]:
+    from apphost import running_app
+
+    from config import RealtimeSettings, VoiceSettings
+    from offline.runtime import build_offline_server, serve_in_thread
+
+    if request.param == "offline":
+        # What `python app.py` runs without credentials (app.make_registry → start_offline_engine), with the
+        # engine's server object kept so the test can see what the app sent it.
+        server = build_offline_server()
+        settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
+                                    voice=VoiceSettings(), base_url=serve_in_thread(server) + "/v1")
+        with running_app(settings=settings) as running:
+            yield BrowserApp("offline", running.url, running.registry, server, None, weather)
+    else:
+        with running_app("azure-preview", ScriptedAssistant()) as running:
+            yield BrowserApp("azure-preview", running.url, running.registry, running.server, running.assistant,
+                             weather)
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture
+def launch(playwright) -> Iterator[Callable[[Path | None], object]]:
+    """Start Chromium whose microphone plays `wav` once (None: Chromium's own fake device)."""
+    browsers = []
+
+    def start(wav: Path | None):
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(wav))
+        browsers.append(browser)
+        return browser
+
+    yield start
+    for browser in browsers:
+        for context in browser.contexts:
+            context.close()  # the page goes away: the app's unload ends its session
+        browser.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_rules(app):
+    if app.assistant is not None:
+        app.assistant.rules = {}
+
+
+def session_of(app: BrowserApp, session_hash: str):
+    session = app.registry.peek(session_hash)
+    assert session is not None, f"no live session for {session_hash}"
+    return session
+
+
+def voice_connection(app: BrowserApp, since: int):
+    """The realtime connection (opened after `since`) that the microphone's audio went to."""
+    return next((c for c in app.new_connections(since) if c.audio), None)
+
+
+def loud_seconds(pcm: np.ndarray, threshold: float = 500.0) -> float:
+    frames = pcm[: pcm.size - pcm.size % 480].reshape(-1, 480).astype(np.float64)
+    return float((np.sqrt((frames**2).mean(axis=1)) >= threshold).sum() * 0.02)
+
+
+def test_voice_turn_is_heard_answered_and_ends_on_stop(app, launch, tmp_path):
+    wav = tmp_path / "speech.wav"
+    [(start, end)] = speech_wav(wav, ["東京の天気を教えてください"], lead=1.0, tail=2.0)
+    if app.assistant is not None:
+        app.assistant.rules = {"こんにちは": lambda m: [Say(SHORT_ANSWER)]}
+    from offline.replies import voice_not_transcribed_reply
+
+    said, answer = (UNTRANSCRIBED, voice_not_transcribed_reply()) if app.offline else ("こんにちは", SHORT_ANSWER)
+    since = len(app.server.connections)
+    context, page, hashes = open_page(launch(wav), app.url)
+    session = session_of(app, hashes.current)
+    start_recording(page)
+    assert wait_until(page, lambda: session.voice_attached, 5, "the voice handler joined the session")
+
+    # The realtime side gets the microphone as 24 kHz PCM16, in real time, and its VAD finds the turn.
+    record = wait_until(page, lambda: voice_connection(app, since), 10, "audio reached the realtime server")
+    first = (time.monotonic(), record.received_audio.size)
+    wait_until(page, lambda: record.sent_of_type("input_audio_buffer.speech_started"), 10, "speech_started")
+    wait_until(page, lambda: time.monotonic() - first[0] >= 1.0, 2, "a second of streaming")
+    rate = (record.received_audio.size - first[1]) / (time.monotonic() - first[0])
+    assert 0.8 * SAMPLE_RATE < rate < 1.25 * SAMPLE_RATE, f"audio arrives at {rate:.0f} samples/s, not 24 kHz"
+    wait_until(page, lambda: record.sent_of_type("input_audio_buffer.speech_stopped"), 10,
+               f"speech_stopped after the utterance (RMS of the last 0.5 s the server got: "
+               f"{rms(record.received_audio[-SAMPLE_RATE // 2:]):.0f}; it should be near silence)")
+    audio = record.received_audio
+    assert audio.dtype == np.int16 and rms(audio) > 300, f"the microphone audio is silent (RMS {rms(audio):.0f})"
+    assert 1.0 <= loud_seconds(audio) <= (end - start) + 0.6, (
+        f"{loud_seconds(audio):.2f} s of loud audio for a {end - start:.2f} s utterance")
+
+    # The page shows the turn and the spoken answer's transcript, and plays non-silent audio.
+    messages = wait_for_chat(page, lambda m: ("assistant", answer) in m, 20, "the spoken answer's transcript")
+    assert messages.index(("user", said)) < messages.index(("assistant", answer)), messages
+    assert wait_until(page, lambda: inbound_audio_energy(page) > 0, 10, "the page received the answer's audio")
+    screenshot(page, f"{app.mode}-voice-answered")
+
+    # Stopping the recording ends the voice session on the server promptly.
+    assert session.voice_attached
+    stopped_at = time.monotonic()
+    stop_recording(page)
+    wait_until(page, lambda: not session.voice_attached, 2.0, "voice_attached false after 停止")
+    assert time.monotonic() - stopped_at < 2.5
+    assert not session.closed, "stopping the microphone must not end the conversation"
+
+
+def test_typed_messages_run_tools_and_the_table_ticks(app, launch, monkeypatch):
+    monkeypatch.setenv("SEARCH_LATENCY_SECONDS", "3")
+    if app.assistant is not None:
+        app.assistant.rules = {
+            r"AIについて": lambda m: [call("search_database", query="AI")],
+            r"天気": lambda m: [call("get_weather", location="東京", day="today")],
+        }
+    forecasts_before = len(app.weather.forecast_requests)
+    context, page, hashes = open_page(launch(None), app.url)
+
+    def rows(tool: str) -> list[list[str]]:
+        return [r for r in tool_table(page) if len(r) == 6 and r[1] == tool]
+
+    send_text(page, "AIについて調べて")
+    running = wait_until(page, lambda: [r for r in rows("search_database") if r[3] == "実行中"], 10,
+                         "the search shows as running in the tool table")[0]
+    first_elapsed = float(running[4])
+    send_text(page, "東京の天気は？")
+    # The running call's elapsed seconds visibly tick up while the conversation goes on.
+    wait_until(page, lambda: any(r[3] == "実行中" and float(r[4]) >= first_elapsed + 0.9 for r in rows("search_database")),
+               5, f"the running search's elapsed seconds to grow past {first_elapsed}")
+    screenshot(page, f"{app.mode}-text-tool-running")
+
+    if app.offline:
+        from offline.replies import started_reply
+
+        started = lambda t: t == started_reply("search_database")  # noqa: E731
+        weather_answer = lambda t: t.startswith("今日の東京は")  # noqa: E731
+        search_answer = lambda t: t.startswith("「AI」の検索結果は")  # noqa: E731
+    else:
+        started = lambda t: t.startswith("result:") and '"started"' in t  # noqa: E731
+        weather_answer = lambda t: t.startswith("result:") and "東京" in t and '"hits"' not in t  # noqa: E731
+        search_answer = lambda t: t.startswith("result:") and '"hits"' in t  # noqa: E731
+
+    def index_of(messages, role, matches) -> int | None:
+        return next((i for i, (r, t) in enumerate(messages) if r == role and matches(t)), None)
+
+    def answered(messages) -> bool:
+        found = [index_of(messages, "user", lambda t: t == "AIについて調べて"),
+                 index_of(messages, "assistant", started),
+                 index_of(messages, "user", lambda t: t == "東京の天気は？"),
+                 index_of(messages, "assistant", weather_answer),
+                 index_of(messages, "assistant", search_answer)]
+        return None not in found and found[:4] == sorted(found[:4]) and found[4] > found[1]
+
+    wait_for_chat(page, answered, 20, "both answers in order (search started, weather, then the search result)")
+    def finished() -> list[list[str]] | None:
+        table = tool_table(page)
+        return table if len(table) == 2 and all(r[3] == "完了" for r in table) else None
+
+    table = wait_until(page, finished, 10, "both tool calls show 完了 in the table")
+    # Newest first: the weather call was started after the search.
+    assert [r[1] for r in table] == ["get_weather", "search_database"], table
+    weather_row, search = table
+    assert float(search[4]) >= 3.0 and "件" in search[5], search  # SEARCH_LATENCY_SECONDS=3
+    assert "東京" in weather_row[2] and "東京" in weather_row[5] and "℃" in weather_row[5], weather_row
+    assert len(app.weather.forecast_requests) > forecasts_before, "the weather tool did not use the local Open-Meteo"
+    screenshot(page, f"{app.mode}-text-done")
+    if app.offline:
+        README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(README_SCREENSHOT))
+
+
+def test_speech_during_the_answer_interrupts_it(app, launch, tmp_path):
+    wav = tmp_path / "two-utterances.wav"
+    speech_wav(wav, ["東京の天気を教えてください", "ちょっと待ってください"], lead=1.0, gap=3.0, tail=2.0)
+    if app.assistant is not None:
+        app.assistant.rules = {"こんにちは": lambda m: [Say(LONG_ANSWER)]}
+    from offline.replies import voice_not_transcribed_reply
+
+    answer = voice_not_transcribed_reply() if app.offline else LONG_ANSWER
+    since = len(app.server.connections)
+    context, page, hashes = open_page(launch(wav), app.url)
+    session = session_of(app, hashes.current)
+    start_recording(page)
+
+    # The answer to the first utterance starts playing in the page ...
+    wait_for_chat(page, lambda m: any(r == "assistant" and t.startswith(answer[:8]) for r, t in m), 20,
+                  "the answer to the first utterance")
+    wait_until(page, lambda: inbound_audio_energy(page) > 0, 10, "the answer playing in the page")
+    record = voice_connection(app, since)
+    # ... and the second utterance stops it: the app truncates the item at what was heard and marks it.
+    truncate = wait_until(page, lambda: record.of_type("conversation.item.truncate"), 15,
+                          "conversation.item.truncate after the second utterance")[0]
+    messages = wait_for_chat(page, lambda m: any(r == "assistant" and t.endswith("（中断）") for r, t in m), 10,
+                             "the interrupted answer marked （中断）")
+    cut = next(t for r, t in messages if r == "assistant" and t.endswith("（中断）"))
+    assert cut.startswith(answer[:8]), messages
+    full_ms = 60 * len(answer) if not app.offline else 8000
+    assert 0 < truncate["audio_end_ms"] < full_ms, truncate
+    assert session.interruptions >= 2  # the first utterance and the barge-in
+    assert len(record.sent_of_type("input_audio_buffer.speech_started")) >= 2
+    screenshot(page, f"{app.mode}-barge-in")
+
+
+def test_reload_ends_the_old_session_and_starts_a_clean_one(app, launch, tmp_path):
+    wav = write_wav(tmp_path / "quiet.wav", np.zeros(SAMPLE_RATE * 3, dtype=np.int16))
+    since = len(app.server.connections)
+    context, page, hashes = open_page(launch(wav), app.url)
+    old_hash = hashes.current
+    old = session_of(app, old_hash)
+    start_recording(page)
+    wait_until(page, lambda: old.voice_attached, 5, "the voice handler joined the session")
+    send_text(page, "こんにちは")
+    wait_for_chat(page, lambda m: len(m) >= 2 and m[-1][0] == "assistant" and m[-1][1], 15, "a first answer")
+    old_connections = app.new_connections(since)
+    assert old_connections
+
+    since = len(app.server.connections)
+    page.reload()
+    wait_for_page_ready(page)
+    new_hash = hashes.current
+    assert new_hash and new_hash != old_hash
+
+    # The old conversation is closed on the server: no session, task, voice handler or connection left.
+    wait_until(page, lambda: old.closed, 5, "the old session closed after the reload")
+    wait_until(page, lambda: not old.voice_attached, 5, "the old voice handler shut down")
+    assert app.registry.peek(old_hash) is None and old_hash not in app.registry._sessions
+    wait_until(page, lambda: all(t.done() for t in old._tasks), 5, "the old session's tasks ended")
+    wait_until(page, lambda: all(c.connection.state.name == "CLOSED" for c in old_connections), 5,
+               "the old realtime connection closed")
+
+    # The new page has a clean conversation of its own, and it works.
+    assert chat_messages(page) == []
+    new = session_of(app, new_hash)
+    assert new is not old and not new.transcript.items and not new.voice_attached
+    send_text(page, "こんにちは")
+    messages = wait_for_chat(page, lambda m: len(m) >= 2 and m[-1][0] == "assistant" and m[-1][1], 15,
+                             "an answer in the new conversation")
+    assert messages[0] == ("user", "こんにちは") and len([m for m in messages if m[0] == "user"]) == 1
+    wait_until(page, lambda: app.registry.live == 1, 10,
+               f"only the reloaded page's session is live (live: {app.registry.live})")
+    screenshot(page, f"{app.mode}-after-reload")
+    assert re.fullmatch(r"[a-z0-9]+", new_hash)
