@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,7 +55,9 @@ class Assistant(Protocol):
 
 
 class Voice(Protocol):
-    def synthesize(self, text: str) -> Iterable[np.ndarray]: ...
+    def synthesize(self, text: str) -> Iterator[tuple[str, np.ndarray]]:
+        """(sentence, 24 kHz PCM16) pairs that together say `text`."""
+        ...
 
 
 class TurnDetector(Protocol):

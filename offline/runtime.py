@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterator
 
 import numpy as np
 
 from offline.assistant import OfflineAssistant
 from offline.server import RealtimeServer
-from offline.speech import TurnDetector, synthesize_sentences
+from offline.speech import TurnDetector, split_sentences, synthesize
 
 
 class JapaneseVoice:
     """Offline speech from pyopenjtalk-plus, one sentence at a time (24 kHz PCM16)."""
 
-    def synthesize(self, text: str) -> Iterable[np.ndarray]:
-        return synthesize_sentences(text)
+    def synthesize(self, text: str) -> Iterator[tuple[str, np.ndarray]]:
+        for sentence in split_sentences(text):
+            pcm = synthesize(sentence)
+            if pcm.size:
+                yield sentence, pcm
 
 
 def build_offline_server(speed: float = 4.0) -> RealtimeServer:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -38,6 +39,7 @@ class ConnectionRecord:
     dialect: Dialect
     headers: dict[str, str]
     received: list[Event] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)  # time.time() of each received event
     audio: list[np.ndarray] = field(default_factory=list)
     sent: list[Event] = field(default_factory=list)
     session: EngineSession | None = None
@@ -138,6 +140,7 @@ class RealtimeServer:
                     await session.error("invalid_json", "The message is not a JSON object.")
                     continue
                 record.received.append(event)
+                record.received_at.append(time.time())
                 if event.get("type") == "input_audio_buffer.append":
                     with contextlib.suppress(ValueError):
                         record.audio.append(decode_pcm16(event.get("audio", "")))

@@ -76,23 +76,22 @@ async def _stream_speech(session: EngineSession, response_id: str, index: int, i
     await session.emit({"type": "response.content_part.added", **base, "part": dict(part)})
     chunk = SAMPLE_RATE * session.audio_chunk_ms // 1000
     session.audio_ms[item["id"]] = 0
-    sentences = await asyncio.to_thread(lambda: list(session.voice.synthesize(text)))
-    total = sum(s.size for s in sentences) or 1
-    sent_chars = 0
-    for pcm in sentences:
+    # Synthesize a sentence at a time so the first audio goes out after the first sentence.
+    sentences = iter(session.voice.synthesize(text))
+    while (spoken := await asyncio.to_thread(next, sentences, None)) is not None:
+        sentence, pcm = spoken
+        sent = 0
         for start in range(0, pcm.size, chunk):
             piece = pcm[start : start + chunk]
             await session.emit({"type": "response.output_audio.delta", **base, "delta": encode_pcm16(piece)})
             session.audio_ms[item["id"]] += pcm_ms(piece.size)
             # Transcript deltas keep pace with the audio, as the service's do.
-            heard = round(len(text) * session.audio_ms[item["id"]] * SAMPLE_RATE / 1000 / total)
-            if heard > sent_chars:
+            heard = round(len(sentence) * (start + piece.size) / pcm.size)
+            if heard > sent:
                 await session.emit({"type": "response.output_audio_transcript.delta", **base,
-                                    "delta": text[sent_chars:heard]})
-                sent_chars = heard
+                                    "delta": sentence[sent:heard]})
+                sent = heard
             await asyncio.sleep(piece.size / SAMPLE_RATE / session.speed)
-    if sent_chars < len(text):
-        await session.emit({"type": "response.output_audio_transcript.delta", **base, "delta": text[sent_chars:]})
     part["transcript"] = text
     await session.emit({"type": "response.output_audio.done", **base})
     await session.emit({"type": "response.output_audio_transcript.done", **base, "transcript": text})

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -30,10 +30,14 @@ API_KEY = "test-key-not-a-secret"
 class ToneVoice:
     """Speaks any text as a 440 Hz tone, 60 ms per character: deterministic, non-silent audio."""
 
-    def synthesize(self, text: str) -> list[np.ndarray]:
+    def synthesize(self, text: str) -> Iterator[tuple[str, np.ndarray]]:
+        yield text, self.tone(text)
+
+    @staticmethod
+    def tone(text: str) -> np.ndarray:
         samples = SAMPLE_RATE * min(10_000, max(200, 60 * len(text))) // 1000
         t = np.arange(samples) / SAMPLE_RATE
-        return [(np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)]
+        return (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
 
 
 class ScriptedAssistant:

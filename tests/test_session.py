@@ -63,7 +63,7 @@ async def test_voice_turn_appends_pcm16_and_orders_late_transcript(server):
     session.voice_attached = True
     try:
         server.next_transcript = "東京の天気は？"
-        speech = ToneVoice().synthesize("あいうえおかきくけこ")[0]
+        speech = ToneVoice.tone("あいうえおかきくけこ")
         for chunk in np.array_split(np.concatenate([speech, np.zeros(24000, np.int16)]), 40):
             await session.append_audio(chunk)
         await eventually(lambda: len(session.transcript.messages()) == 2 and "echo" in

@@ -1,0 +1,102 @@
+"""The app's own latencies, measured in process against the local Realtime server.
+
+1. audio delta received → first frame emitted by the FastRTC handler (time to sound);
+2. tool finished → `response.create` received by the service (fast and long-running tools).
+
+Run: python benchmarks/bench_latency.py   (prints medians; the machine is noisy, so compare runs)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from conftest import ScriptedAssistant, ToneVoice, call, settings_for  # noqa: E402
+
+from config import RealtimeSettings  # noqa: E402
+from handler import VoiceHandler  # noqa: E402
+from offline.server import RealtimeServer  # noqa: E402
+from offline.speech import EnergyTurnDetector  # noqa: E402
+from realtime.session import ConversationSession  # noqa: E402
+from sessions import SessionRegistry  # noqa: E402
+from tools import ToolRegistry  # noqa: E402
+
+
+async def delta_to_frame(trials: int = 60) -> list[float]:
+    settings = RealtimeSettings(provider="offline", api_key="x", base_url="ws://127.0.0.1:9/v1")
+    session = ConversationSession(settings)
+    session.voice_attached = True
+    handler = VoiceHandler(SessionRegistry(lambda: settings))
+    handler.session = session
+    delta = base64.b64encode(np.full(2400, 1000, np.int16).tobytes()).decode()  # 100 ms, as the service sends
+    results = []
+    for trial in range(trials):
+        got = asyncio.get_running_loop().create_future()
+
+        async def speaker() -> None:
+            while True:
+                out = await handler.emit()
+                if out is not None:
+                    got.set_result(time.perf_counter())
+                    return
+
+        task = asyncio.create_task(speaker())
+        await asyncio.sleep(0.06)  # the speaker is idle and waiting
+        start = time.perf_counter()
+        await session._dispatch({"type": "response.output_audio.delta", "item_id": f"item_{trial}", "delta": delta})
+        results.append((await got - start) * 1000)
+        await task
+        session.playback.interrupt()
+    return results
+
+
+async def tool_to_request(long_running: bool, trials: int = 15) -> list[float]:
+    tools = ToolRegistry()
+
+    @tools.tool(long_running=long_running)
+    async def quick() -> dict:
+        """Returns at once."""
+        return {"ok": True}
+
+    assistant = ScriptedAssistant({r"": lambda m: [call("quick")]})
+    server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(), speed=50.0)
+    await server.start()
+    session = ConversationSession(settings_for(server, "azure-ga"), tools=tools)
+    session.start()
+    await session.wait_connected(5)
+    results = []
+    for _ in range(trials):
+        turn = await session.send_text("go")
+        await turn.done.wait()
+    record = server.connections[0]
+    creates = [t for e, t in zip(record.received, record.received_at, strict=True) if e["type"] == "response.create"]
+    for tool_call in session.tools.calls.values():
+        after = [t for t in creates if t >= tool_call.finished_at]
+        results.append((after[0] - tool_call.finished_at) * 1000)
+    await session.close()
+    await server.stop()
+    return results
+
+
+def report(name: str, values: list[float]) -> None:
+    q = statistics.quantiles(values, n=10)
+    print(f"{name:<48} median {statistics.median(values):7.2f} ms   p10 {q[0]:6.2f}   p90 {q[-1]:6.2f}   n={len(values)}")
+
+
+async def main() -> None:
+    report("audio delta → frame emitted (handler)", await delta_to_frame())
+    report("fast tool finished → response.create at service", await tool_to_request(False))
+    report("long tool finished → response.create at service", await tool_to_request(True))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
