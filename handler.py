@@ -6,7 +6,8 @@ import asyncio
 import logging
 
 import numpy as np
-from fastrtc import AsyncStreamHandler
+from fastrtc import AsyncStreamHandler, CloseStream
+from fastrtc import Warning as show_warning
 
 from audio import SAMPLE_RATE, to_realtime_pcm
 from realtime.session import ConversationSession
@@ -21,15 +22,17 @@ IDLE_WAKE_SECONDS = 0.05
 class VoiceHandler(AsyncStreamHandler):
     """One per WebRTC connection; the conversation itself lives in the browser session's ConversationSession."""
 
-    def __init__(self, registry: SessionRegistry) -> None:
+    def __init__(self, registry: SessionRegistry, max_voice_sessions: int = 4) -> None:
         super().__init__(expected_layout="mono", output_sample_rate=SAMPLE_RATE, input_sample_rate=SAMPLE_RATE)
         self.registry = registry
+        self.max_voice_sessions = max_voice_sessions
+        self._refusal = ""
         self.session: ConversationSession | None = None
         self._interruptions_seen = 0
         self._start_up: asyncio.Task | None = None
 
     def copy(self) -> VoiceHandler:
-        return VoiceHandler(self.registry)
+        return VoiceHandler(self.registry, self.max_voice_sessions)
 
     async def start_up(self) -> None:
         self._start_up = asyncio.current_task()  # fastrtc never cancels it: shutdown does
@@ -37,6 +40,12 @@ class VoiceHandler(AsyncStreamHandler):
         session_hash = self.latest_args[-1] if len(self.latest_args) > 1 else ""
         if not session_hash:
             log.warning("voice stream started without a session hash")
+            return
+        if self.registry.voice_sessions >= self.max_voice_sessions:
+            # Each voice session spends the owner's quota: refuse politely (fastrtc's own limit says it in English).
+            self._refusal = (f"音声会話の同時接続数が上限（{self.max_voice_sessions}）に達しています。"
+                             "しばらくしてから再度お試しください。テキスト入力は引き続き使えます。")
+            show_warning(self._refusal)
             return
         session = self.registry.get(str(session_hash))
         session.voice_attached = True
@@ -52,7 +61,10 @@ class VoiceHandler(AsyncStreamHandler):
         except Exception:  # an exception escaping receive ends the microphone for the whole call
             log.exception("dropping a microphone frame")
 
-    async def emit(self) -> tuple[int, np.ndarray] | None:
+    async def emit(self) -> tuple[int, np.ndarray] | CloseStream | None:
+        if self._refusal:
+            refusal, self._refusal = self._refusal, ""
+            return CloseStream(refusal)
         try:
             session = self.session
             if session is None:

@@ -73,6 +73,10 @@ class SessionRegistry:
         return session
 
     @property
+    def voice_sessions(self) -> int:
+        return sum(s.voice_attached and not s.closed for s in self._sessions.values())
+
+    @property
     def live(self) -> int:
         return sum(not s.closed for s in self._sessions.values())
 

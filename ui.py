@@ -149,8 +149,9 @@ def build_ui(
         table = gr.Dataframe(headers=TOOL_COLUMNS, label="ツールの実行状況（新しい順）", interactive=False,
                              wrap=True, value=[])
 
-        voice.stream(VoiceHandler(registry), inputs=[voice, hash_box], outputs=[voice],
-                     concurrency_limit=max_voice_sessions, time_limit=voice_time_limit)
+        # One connection above our own limit, so the next caller hears why (in Japanese) instead of fastrtc's text.
+        voice.stream(VoiceHandler(registry, max_voice_sessions), inputs=[voice, hash_box], outputs=[voice],
+                     concurrency_limit=max_voice_sessions + 1, time_limit=voice_time_limit)
         demo.load(session_hash, outputs=[hash_box], show_api=False, api_name=False, queue=False)
         demo.load(watch, outputs=[chatbot, table, status], show_api=False, api_name=False, concurrency_limit=None)
         for trigger in (text.submit, send.click):

@@ -40,10 +40,9 @@ async def start_voice(app) -> tuple[VoiceClient, object]:
 async def test_voice_reaches_service_at_24khz_and_answer_comes_back(app):
     client, session = await start_voice(app)
     try:
-        before = len(app.server.connections)
         client.microphone.play(ToneVoice.tone("あいうえおかきくけこさしす"))  # ~0.8 s of 440 Hz
-        record = await eventually(lambda: len(app.server.connections) >= before and next(
-            (c for c in app.server.connections if c.sent_of_type("input_audio_buffer.speech_stopped")), None), 10)
+        record = app.server.connections[-1]
+        await eventually(lambda: record.sent_of_type("input_audio_buffer.speech_stopped"), 10)
         heard = record.received_audio
         assert rms(heard) > 1000
         loud = heard[np.abs(heard) > 2000]
@@ -61,8 +60,7 @@ async def test_voice_reaches_service_at_24khz_and_answer_comes_back(app):
 async def test_barge_in_stops_playback_and_truncates_at_heard_ms(app):
     client, session = await start_voice(app)
     try:
-        connection = next(c for c in app.server.connections if c.session is not None and not c.of_type(
-            "input_audio_buffer.append"))
+        connection = app.server.connections[-1]  # this session's (it connected last)
         tone = ToneVoice.tone("あいうえおかきくけこ")
         client.microphone.play(tone)
         loop = asyncio.get_running_loop()
@@ -82,3 +80,23 @@ async def test_barge_in_stops_playback_and_truncates_at_heard_ms(app):
         assert any("（中断）" in m["content"] for m in session.transcript.messages())
     finally:
         await client.close()
+
+
+async def test_voice_session_limit_refuses_the_next_caller_with_a_message(monkeypatch):
+    monkeypatch.setenv("MAX_VOICE_SESSIONS", "1")
+    with running_app("azure-ga", ScriptedAssistant()) as app:
+        first, _session = await start_voice(app)
+        second = VoiceClient(app.url)
+        third = VoiceClient(app.url)
+        try:
+            assert (await second.connect()).get("sdp")
+            refusal = await eventually(lambda: next((m for m in second.messages if m.get("type") == "warning"),
+                                                    None), 5)
+            assert "上限（1）" in refusal["message"]
+            assert app.registry.voice_sessions == 1
+            answer = await third.connect()  # beyond fastrtc's hard limit: refused at the offer
+            assert answer.get("status") == "failed"
+            assert answer["meta"]["error"] == "concurrency_limit_reached"
+        finally:
+            for client in (first, second, third):
+                await client.close()

@@ -59,6 +59,7 @@ class VoiceClient:
         self.webrtc_id = uuid.uuid4().hex[:12]
         self.microphone = ScriptedMicrophone()
         self.received: list[tuple[float, np.ndarray]] = []  # (arrival time, samples)
+        self.messages: list[dict] = []  # what the server said on the data channel
         self.pc = RTCPeerConnection()
         self._http = httpx.AsyncClient(timeout=10)
         self._tasks: list[asyncio.Task] = []
@@ -81,7 +82,8 @@ class VoiceClient:
         return answer
 
     def _on_message(self, message: str, tick: int, config: dict) -> None:
-        if json.loads(message).get("type") == "send_input":
+        self.messages.append(json.loads(message))
+        if self.messages[-1].get("type") == "send_input":
             self._tasks.append(asyncio.ensure_future(self._send_input(tick, config)))
 
     async def _send_input(self, tick: int, config: dict) -> None:
