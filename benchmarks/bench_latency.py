@@ -42,14 +42,12 @@ async def delta_to_frame(trials: int = 60) -> list[float]:
     for trial in range(trials):
         got = asyncio.get_running_loop().create_future()
 
-        async def speaker() -> None:
-            while True:
-                out = await handler.emit()
-                if out is not None:
-                    got.set_result(time.perf_counter())
-                    return
+        async def speaker(got: asyncio.Future) -> None:
+            while await handler.emit() is None:
+                pass
+            got.set_result(time.perf_counter())
 
-        task = asyncio.create_task(speaker())
+        task = asyncio.create_task(speaker(got))
         await asyncio.sleep(0.06)  # the speaker is idle and waiting
         start = time.perf_counter()
         await session._dispatch({"type": "response.output_audio.delta", "item_id": f"item_{trial}", "delta": delta})
@@ -89,7 +87,8 @@ async def tool_to_request(long_running: bool, trials: int = 15) -> list[float]:
 
 def report(name: str, values: list[float]) -> None:
     q = statistics.quantiles(values, n=10)
-    print(f"{name:<48} median {statistics.median(values):7.2f} ms   p10 {q[0]:6.2f}   p90 {q[-1]:6.2f}   n={len(values)}")
+    median = statistics.median(values)
+    print(f"{name:<48} median {median:7.2f} ms   p10 {q[0]:6.2f}   p90 {q[-1]:6.2f}   n={len(values)}")
 
 
 async def main() -> None:

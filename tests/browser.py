@@ -71,10 +71,12 @@ CHAT_MESSAGES = """
 # The rows of the tool-status table (gradio 5 Dataframe) as lists of cell texts.
 TABLE_ROWS = """
 (label) => {
-  const blocks = [...document.querySelectorAll('.block')].filter(b => b.innerText.includes(label) && b.querySelector('table'));
+  // gradio draws an aria-hidden copy of the table to measure column widths: read the visible one.
+  const blocks = [...document.querySelectorAll('.block')]
+    .filter(b => b.innerText.includes(label) && b.querySelector('table:not([aria-hidden="true"])'));
   const block = blocks[blocks.length - 1];
   if (!block) return null;
-  const rows = [...block.querySelectorAll('table tbody tr')];
+  const rows = [...block.querySelectorAll('table:not([aria-hidden="true"]) tbody tr')];
   return rows.map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim()))
              .filter(cells => cells.some(c => c !== ''));
 }
@@ -186,13 +188,18 @@ def open_page(browser: Any, url: str) -> tuple[Any, Any, SessionHashes]:
 
 def wait_for_page_ready(page: Any, timeout_ms: int = 20_000) -> None:
     """The app has rendered and its conversation is connected (the status line says so)."""
-    record_button(page).wait_for(state="attached", timeout=timeout_ms)
+    record_button(page).or_(microphone_access_button(page)).first.wait_for(state="attached", timeout=timeout_ms)
     page.get_by_text("接続済み").first.wait_for(timeout=timeout_ms)
 
 
 def record_button(page: Any) -> Any:
     # fastrtc's record button: accessible name "start stream" (aria-label) whatever its label text.
     return page.get_by_role("button", name="start stream")
+
+
+def microphone_access_button(page: Any) -> Any:
+    # With WebRTC(full_screen=False) fastrtc first shows this button, then the record button.
+    return page.get_by_role("button", name="Click to Access Microphone")
 
 
 def click(locator: Any) -> None:
@@ -202,6 +209,9 @@ def click(locator: Any) -> None:
 
 def start_recording(page: Any, timeout_ms: int = 15_000) -> None:
     button = record_button(page)
+    if microphone_access_button(page).count():
+        click(microphone_access_button(page))
+        button.wait_for(state="attached", timeout=timeout_ms)
     click(button)
     page.wait_for_function(
         "() => [...document.querySelectorAll('button[aria-label=\"start stream\"]')]"
@@ -254,3 +264,15 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def readme_screenshot(page: Any) -> Path:
+    """The README's picture: scrolled so the chat and the whole tool table are in the 1280x900 view."""
+    page.evaluate("""(label) => {
+      const block = [...document.querySelectorAll('.block')].filter(b => b.innerText.includes(label)).pop();
+      if (block) window.scrollBy(0, Math.max(0, block.getBoundingClientRect().bottom - window.innerHeight + 24));
+    }""", "ツールの実行状況")
+    page.wait_for_timeout(100)  # one frame for the scroll to paint
+    README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(README_SCREENSHOT))
+    return README_SCREENSHOT

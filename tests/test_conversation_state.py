@@ -38,8 +38,11 @@ def test_silence_hallucinations_are_recognised(text):
     assert is_hallucination(text)
 
 
-@pytest.mark.parametrize("text", ["ありがとうございました", "動画のご視聴ありがとうございましたと言っていましたが、その後どうなりましたか",
-                                  "東京の天気は？"])
+@pytest.mark.parametrize("text", [
+    "ありがとうございました",
+    "動画のご視聴ありがとうございましたと言っていましたが、その後どうなりましたか",
+    "東京の天気は？",
+])
 def test_real_speech_is_kept(text):
     assert not is_hallucination(text)
 
@@ -143,7 +146,8 @@ def test_tool_rows_as_the_user_sees_them():
     done = ToolCall("c2", "get_weather", '{"location": "東京"}', status="失敗", started_at=990.0, finished_at=991.5,
                     summary="天気サービスに接続できませんでした")
     rows = tool_rows([running, done], now=1003.25)
-    assert rows[0][1:] == ["search_database", '{"query": "機械学習について詳しく知りたいです、よろしく"}', "実行中", "3.2", ""]
+    query = '{"query": "機械学習について詳しく知りたいです、よろしく"}'
+    assert rows[0][1:] == ["search_database", query, "実行中", "3.2", ""]
     assert rows[1][1:] == ["get_weather", '{"location": "東京"}', "失敗", "1.5", "天気サービスに接続できませんでした"]
     assert tool_rows([running], now=1005.0)[0][4] == "5.0"  # ticking while it runs
     long = ToolCall("c3", "x", '{"q": "' + "あ" * 60 + '"}', started_at=1000.0)
