@@ -113,10 +113,13 @@ class RealtimeConnection:
         if self._debug:  # event types and timings only: never audio payloads or keys
             log.debug("→ %s +%.3fs", event.get("type"), time.monotonic() - self._opened_at)
         send_raw = getattr(self._conn, "send_raw", None)  # the GA connection; the preview one lacks it
-        if send_raw is not None:
-            await send_raw(json.dumps(event, ensure_ascii=False))
-        else:
-            await self._conn.send(event)
+        try:
+            if send_raw is not None:
+                await send_raw(json.dumps(event, ensure_ascii=False))
+            else:
+                await self._conn.send(event)
+        except ConnectionClosed as closed:  # callers handle one kind of "not connected"
+            raise ConnectionError("realtime connection closed") from closed
 
     async def events(self) -> AsyncIterator[Event]:
         """Received events in GA vocabulary until the connection closes (then returns)."""

@@ -59,6 +59,7 @@ class ConversationSession:
         self._tasks: list[asyncio.Task] = []
         self._subscribers: set[asyncio.Event] = set()
         self._connected = asyncio.Event()
+        self._gave_up = asyncio.Event()  # set when connecting cannot succeed (missing settings, wrong key)
         self._closed = False
         self.status = "接続していません"
         self.notice = ""
@@ -90,6 +91,7 @@ class ConversationSession:
         if missing:
             self.status = "未設定"
             self.notice = f"Realtime API の設定が足りません: {', '.join(missing)} を .env に設定してください。"
+            self._gave_up.set()
             return
         self._tasks = [
             asyncio.create_task(self._run(), name="realtime session"),
@@ -119,39 +121,51 @@ class ConversationSession:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def gave_up(self) -> bool:
+        return self._gave_up.is_set()
+
     async def wait_connected(self, timeout: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._connected.wait()
+        """True once connected; False after `timeout` or as soon as connecting cannot succeed."""
+        waits = [asyncio.ensure_future(self._connected.wait()), asyncio.ensure_future(self._gave_up.wait())]
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waits:
+            waiter.cancel()
         return self._connected.is_set()
 
     async def _run(self) -> None:
+        """Connect, serve events, and reconnect after drops (with backoff) until closed or refused."""
         failures = 0
         while not self._closed:
             self.status = "接続中…"
             self._changed()
+            was_up = False
             try:
                 await self._connection.open()
-                await self._configure(replay=failures > 0 or bool(self.transcript.items))
+                await self._configure(replay=bool(self.transcript.items))
+                was_up, failures = True, 0
+                async for event in self._connection.events():
+                    await self._dispatch(event)
             except ConnectError as exc:
-                self._connected.clear()
                 self.status, self.notice = "接続エラー", str(exc)
-                self._changed()
-                if not exc.retry:
+                if not exc.retry:  # a wrong key or URL will not fix itself
+                    self._gave_up.set()
+                    self._changed()
                     return
-                await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
-                failures += 1
-                continue
-            failures = 0
-            async for event in self._connection.events():
-                await self._dispatch(event)
-            self._connected.clear()
-            self.gate.disconnected()
-            if not self._closed:
+            except Exception:  # a socket dropped mid-send or similar: recover like any other drop
+                log.warning("realtime connection failed", exc_info=True)
+            finally:
+                self._connected.clear()
+                self.gate.disconnected()
+                await self._connection.close()
+            if self._closed:
+                return
+            if was_up:
                 self.status = "再接続中…"
                 self.notice = "接続が切れたため再接続しています（会話の内容は引き継がれます）。"
-                self._changed()
-                await asyncio.sleep(RECONNECT_DELAYS[0])
+            self._changed()
+            await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
+            failures += 1
 
     async def _configure(self, replay: bool) -> None:
         """A new connection is a blank session: configure it first, then restore the conversation."""
@@ -181,11 +195,14 @@ class ConversationSession:
         item_id = f"msg_{uuid.uuid4().hex[:20]}"
         self.transcript.add(Item(item_id, "message", "user", text))
         self._changed()
-        if not self._connected.is_set():
+        if self.gave_up or self._closed:
             turn.awaiting = False
             turn.done.set()
             return turn
-        await self._send(dialect.create_item({"id": item_id, **dialect.user_text_item(text)}))
+        if self._connected.is_set():
+            with contextlib.suppress(ConnectionError, OSError):
+                await self._send(dialect.create_item({"id": item_id, **dialect.user_text_item(text)}))
+        # While (re)connecting the message waits in the transcript; the replay after connecting sends it.
         self.gate.request({turn.turn_id})
         return turn
 

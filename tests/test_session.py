@@ -125,3 +125,30 @@ async def test_reconnect_resends_config_then_replays_context(server):
         assert session.turn_text(turn) == "echo:何色？"
     finally:
         await session.close()
+
+
+async def test_missing_settings_answer_at_once_with_what_to_set():
+    session = ConversationSession(RealtimeSettings(provider="azure", endpoint="https://x.openai.azure.com",
+                                                   model="dep"))
+    session.start()
+    try:
+        assert not await session.wait_connected(5)
+        assert session.gave_up and "AZURE_OPENAI_API_KEY" in session.notice
+        turn = await session.send_text("こんにちは")
+        assert turn.done.is_set()
+    finally:
+        await session.close()
+
+
+async def test_text_typed_while_reconnecting_is_sent_after_the_replay(server):
+    session = await open_session(settings_for(server, "azure-ga"))
+    try:
+        server.reject_status = 503
+        await server.drop_all()
+        await eventually(lambda: not session.connected)
+        turn = await session.send_text("切断中の質問")
+        server.reject_status = None
+        await eventually(turn.done.is_set, 10)
+        assert session.turn_text(turn) == "echo:切断中の質問"
+    finally:
+        await session.close()
