@@ -8,13 +8,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from conftest import ScriptedAssistant, ToneVoice, settings_for
+from conftest import ScriptedAssistant, ToneVoice, eventually, settings_for
+from webrtc_client import VoiceClient
 
 from app import create_app
 from config import RealtimeSettings
 from offline.runtime import serve_in_thread
 from offline.server import RealtimeServer
 from offline.speech import EnergyTurnDetector
+from realtime.session import ConversationSession
 from sessions import SessionRegistry
 
 
@@ -62,3 +64,13 @@ def running_app(flavour: str = "azure-ga", assistant: ScriptedAssistant | None =
     finally:
         demo.close()
         time.sleep(0.1)
+
+
+async def open_voice(app: RunningApp) -> tuple[VoiceClient, ConversationSession]:
+    """A WebRTC peer connected to the app, and the conversation its voice joined (once connected)."""
+    client = VoiceClient(app.url)
+    answer = await client.connect()
+    assert answer.get("sdp"), answer
+    session = await eventually(lambda: (s := app.registry.peek(client.session_hash)) and s.voice_attached and s)
+    await eventually(lambda: session.connected)
+    return client, session

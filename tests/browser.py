@@ -174,8 +174,8 @@ class SessionHashes:
         return self.seen[-1] if self.seen else None
 
 
-def open_page(browser: Any, url: str) -> tuple[Any, Any, SessionHashes]:
-    """A fresh context and page on the app; outside hosts (web fonts, CDNs) are refused at once."""
+def open_page(browser: Any, url: str) -> tuple[Any, SessionHashes]:
+    """A page on the app in a fresh context; outside hosts (web fonts, CDNs) are refused at once."""
     context = browser.new_context(viewport=VIEWPORT, locale="ja-JP")
     context.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/]|localhost[:/])"), lambda route: route.abort())
     context.add_init_script(CAPTURE_PEER_CONNECTIONS)
@@ -183,7 +183,7 @@ def open_page(browser: Any, url: str) -> tuple[Any, Any, SessionHashes]:
     hashes = SessionHashes(page)
     page.goto(url)
     wait_for_page_ready(page)
-    return context, page, hashes
+    return page, hashes
 
 
 def wait_for_page_ready(page: Any, timeout_ms: int = 20_000) -> None:

@@ -67,77 +67,68 @@ class Wire:
         self.sent.append(event)
 
 
+@pytest.fixture
+async def gate():
+    """A connected ResponseGate running over a recording wire."""
+    wire = Wire()
+    gate = ResponseGate(wire)
+    gate.wire = wire  # type: ignore[attr-defined]
+    runner = asyncio.create_task(gate.run())
+    gate.connected()
+    yield gate
+    runner.cancel()
+
+
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
 
 
-async def test_gate_sends_one_request_at_a_time_and_coalesces_the_rest():
-    wire = Wire()
-    gate = ResponseGate(wire)
-    runner = asyncio.create_task(gate.run())
-    try:
-        gate.connected()
-        gate.request({"t1"})
-        await settle()
-        gate.request({"t2"})
-        gate.request({"t3"}, tools_allowed=False)
-        await settle()
-        assert len(wire.sent) == 1
-        first = wire.sent[0]["response"]["metadata"]["request_id"]
-        assert gate.on_response_created("r1", {"request_id": first}) == {"t1"}
-        gate.on_response_done("r1")
-        await settle()
-        assert len(wire.sent) == 2 and "tool_choice" not in wire.sent[1]["response"]  # one allowed tools
-        second = wire.sent[1]["response"]["metadata"]["request_id"]
-        assert gate.on_response_created("r2", {"request_id": second}) == {"t2", "t3"}
-    finally:
-        runner.cancel()
+async def test_gate_sends_one_request_at_a_time_and_coalesces_the_rest(gate):
+    gate.request({"t1"})
+    await settle()
+    gate.request({"t2"})
+    gate.request({"t3"}, tools_allowed=False)
+    await settle()
+    assert len(gate.wire.sent) == 1
+    first = gate.wire.sent[0]["response"]["metadata"]["request_id"]
+    assert gate.on_response_created("r1", {"request_id": first}) == {"t1"}
+    gate.on_response_done("r1")
+    await settle()
+    assert len(gate.wire.sent) == 2 and "tool_choice" not in gate.wire.sent[1]["response"]  # one allowed tools
+    second = gate.wire.sent[1]["response"]["metadata"]["request_id"]
+    assert gate.on_response_created("r2", {"request_id": second}) == {"t2", "t3"}
 
 
-async def test_gate_waits_while_the_user_speaks_and_for_the_services_own_response():
-    wire = Wire()
-    gate = ResponseGate(wire)
-    runner = asyncio.create_task(gate.run())
-    try:
-        gate.connected()
-        gate.on_speech_started()
-        gate.request({"t1"})
-        await settle()
-        assert wire.sent == []
-        gate.on_speech_stopped()
-        await settle()
-        assert wire.sent == []  # the service gets a moment to start its own answer to the voice turn
-        gate.on_response_created("vad", None)
-        assert gate.causes_of["vad"] == set()
-        await asyncio.sleep(0.6)
-        assert wire.sent == []  # not while that answer is active
-        gate.on_response_done("vad")
-        await settle()
-        assert len(wire.sent) == 1
-    finally:
-        runner.cancel()
+async def test_gate_waits_while_the_user_speaks_and_for_the_services_own_response(gate):
+    gate.on_speech_started()
+    gate.request({"t1"})
+    await settle()
+    assert gate.wire.sent == []
+    gate.on_speech_stopped()
+    await settle()
+    assert gate.wire.sent == []  # the service gets a moment to start its own answer to the voice turn
+    gate.on_response_created("vad", None)
+    assert gate.causes_of["vad"] == set()
+    await asyncio.sleep(0.6)
+    assert gate.wire.sent == []  # not while that answer is active
+    gate.on_response_done("vad")
+    await settle()
+    assert len(gate.wire.sent) == 1
 
 
-async def test_gate_recovers_from_a_collision_without_losing_the_request():
-    wire = Wire()
-    gate = ResponseGate(wire)
-    runner = asyncio.create_task(gate.run())
-    try:
-        gate.connected()
-        gate.request({"t1"})
-        await settle()
-        gate.on_active_response_error()  # a response we had not seen yet was active
-        gate.on_response_created("other", None)
-        await settle()
-        assert len(wire.sent) == 1
-        gate.on_response_done("other")
-        await settle()
-        assert len(wire.sent) == 2
-        retry = wire.sent[1]["response"]["metadata"]["request_id"]
-        assert gate.on_response_created("r2", {"request_id": retry}) == {"t1"}
-    finally:
-        runner.cancel()
+async def test_gate_recovers_from_a_collision_without_losing_the_request(gate):
+    gate.request({"t1"})
+    await settle()
+    gate.on_active_response_error()  # a response we had not seen yet was active
+    gate.on_response_created("other", None)
+    await settle()
+    assert len(gate.wire.sent) == 1
+    gate.on_response_done("other")
+    await settle()
+    assert len(gate.wire.sent) == 2
+    retry = gate.wire.sent[1]["response"]["metadata"]["request_id"]
+    assert gate.on_response_created("r2", {"request_id": retry}) == {"t1"}
 
 
 def test_tool_rows_as_the_user_sees_them():

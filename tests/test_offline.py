@@ -7,11 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from apphost import running_app
+from apphost import open_voice, running_app
 from conftest import eventually
 from gradio_client import Client
 from openmeteo_server import serve_open_meteo
-from webrtc_client import VoiceClient
 
 from audio import rms
 from config import RealtimeSettings, load_settings
@@ -44,14 +43,13 @@ def test_no_credentials_means_offline(monkeypatch, tmp_path):
 
 async def test_typed_search_runs_the_tool_and_speaks_a_real_hit(offline_app):
     app, engine, _weather = offline_app
-    voice = VoiceClient(app.url)
-    assert (await voice.connect()).get("sdp")
-    session = await eventually(lambda: (s := app.registry.peek(voice.session_hash)) and s.voice_attached and s)
+    voice, session = await open_voice(app)
     try:
-        await eventually(lambda: session.connected)
         turn = await session.send_text("AIについて調べて")
         await eventually(turn.done.is_set, 30)
-        (search,) = session.tools.calls.values()
+        calls = list(session.tools.calls.values())
+        assert len(calls) == 1, session.transcript.messages()
+        search = calls[0]
         assert search.name == "search_database" and json.loads(search.arguments) == {"query": "AI"}
         assert search.status == "完了"
         result = json.loads(search.output)["result"]
@@ -85,18 +83,14 @@ def test_unknown_request_gets_an_honest_reply(offline_app):
 
 async def test_voice_turn_is_detected_and_honestly_not_transcribed(offline_app):
     app, engine, _ = offline_app
-    before = len(engine.connections)
-    voice = VoiceClient(app.url)
-    assert (await voice.connect()).get("sdp")
-    session = await eventually(lambda: (s := app.registry.peek(voice.session_hash)) and s.voice_attached and s)
+    voice, session = await open_voice(app)
     try:
-        await eventually(lambda: session.connected and len(engine.connections) > before)
-        record = engine.connections[-1]
         speech = await asyncio.to_thread(synthesize, "東京の天気を教えてください")
         voice.microphone.play(np.concatenate([np.zeros(12000, np.int16), speech]))
-        await eventually(lambda: record.sent_of_type("input_audio_buffer.speech_stopped"), 15)
+        record = await eventually(lambda: next((c for c in engine.connections
+                                                if c.sent_of_type("input_audio_buffer.speech_stopped")), None), 15)
         assert record.sent_of_type("input_audio_buffer.speech_started")
-        assert record.sent_of_type("conversation.item.input_audio_transcription.failed")
+        await eventually(lambda: record.sent_of_type("conversation.item.input_audio_transcription.failed"), 5)
         await eventually(lambda: any("音声認識" in m["content"] for m in session.transcript.messages()
                                      if m["role"] == "assistant"), 15)
         user_turns = [m["content"] for m in session.transcript.messages() if m["role"] == "user"]
@@ -107,11 +101,8 @@ async def test_voice_turn_is_detected_and_honestly_not_transcribed(offline_app):
 
 async def test_barge_in_stops_a_spoken_answer(offline_app):
     app, engine, _ = offline_app
-    voice = VoiceClient(app.url)
-    assert (await voice.connect()).get("sdp")
-    session = await eventually(lambda: (s := app.registry.peek(voice.session_hash)) and s.voice_attached and s)
+    voice, session = await open_voice(app)
     try:
-        await eventually(lambda: session.connected)
         await session.send_text("何ができますか")  # a long spoken help text
         loop = asyncio.get_running_loop()
         await eventually(lambda: rms(voice.received_audio(since=loop.time() - 0.3)) > 300, 15)

@@ -6,7 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
-from apphost import running_app
+from apphost import open_voice, running_app
 from conftest import ScriptedAssistant, ToneVoice, eventually
 from webrtc_client import VoiceClient
 
@@ -28,17 +28,8 @@ def app():
         yield running
 
 
-async def start_voice(app) -> tuple[VoiceClient, object]:
-    client = VoiceClient(app.url)
-    answer = await client.connect()
-    assert answer.get("sdp"), answer
-    session = await eventually(lambda: (s := app.registry.peek(client.session_hash)) and s.voice_attached and s)
-    await eventually(lambda: session.connected)
-    return client, session
-
-
 async def test_voice_reaches_service_at_24khz_and_answer_comes_back(app):
-    client, session = await start_voice(app)
+    client, session = await open_voice(app)
     try:
         client.microphone.play(ToneVoice.tone("あいうえおかきくけこさしす"))  # ~0.8 s of 440 Hz
         record = app.server.connections[-1]
@@ -58,7 +49,7 @@ async def test_voice_reaches_service_at_24khz_and_answer_comes_back(app):
 
 
 async def test_barge_in_stops_playback_and_truncates_at_heard_ms(app):
-    client, session = await start_voice(app)
+    client, session = await open_voice(app)
     try:
         connection = app.server.connections[-1]  # this session's (it connected last)
         tone = ToneVoice.tone("あいうえおかきくけこ")
@@ -85,7 +76,7 @@ async def test_barge_in_stops_playback_and_truncates_at_heard_ms(app):
 async def test_voice_session_limit_refuses_the_next_caller_with_a_message(monkeypatch):
     monkeypatch.setenv("MAX_VOICE_SESSIONS", "1")
     with running_app("azure-ga", ScriptedAssistant()) as app:
-        first, _session = await start_voice(app)
+        first, _session = await open_voice(app)
         second = VoiceClient(app.url)
         third = VoiceClient(app.url)
         try:
