@@ -12,6 +12,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr
+from dotenv import load_dotenv
 
 from config import RealtimeSettings, load_settings
 from ice import ice_servers
@@ -70,6 +71,7 @@ def create_app(settings: RealtimeSettings | None = None, host: str = "127.0.0.1"
 
 def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
+    load_dotenv(".env", override=False)  # before the flags: GRADIO_SERVER_NAME/PORT may come from .env
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -83,14 +85,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.share and auth is None:
         log.warning("共有リンクにログインが設定されていません。リンクを知っている人は誰でもあなたの API 枠を使えます。"
                     "APP_USERNAME と APP_PASSWORD を設定してください。")
-    try:
-        demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
-                    auth=auth, max_file_size="1mb")
-    except Exception as exc:  # e.g. the share tunnel is unreachable: say so, keep serving locally
-        if not args.share:
-            raise
-        log.error("共有リンクを作成できませんでした（%s）。ローカルでのみ提供します。", exc)
-        demo.launch(server_name=args.host, server_port=args.port, share=False, prevent_thread_lock=True, auth=auth)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
+                auth=auth, max_file_size="1mb")
+    if args.share and not demo.share_url:
+        # Gradio catches a failed tunnel itself (English message, no exception): say it plainly, keep serving.
+        log.error("共有リンクを作成できませんでした（共有サーバーに接続できません）。ローカル（%s）でのみ提供します。",
+                  demo.local_url)
     log.info("serving at %s (ready in %.1f s)", demo.local_url, time.perf_counter() - started)
     if demo.share_url:
         log.info("共有リンク: %s", demo.share_url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from typing import Literal
-from urllib.parse import urlparse
 
 from dotenv import load_dotenv
 
@@ -52,10 +51,9 @@ class RealtimeSettings:
     @property
     def label(self) -> str:
         """A short, secret-free description for the status line."""
-        if self.provider == "azure":
-            host = urlparse(self.endpoint).hostname or self.endpoint
+        if self.provider == "azure":  # no host: the page is public on a Space
             version = "GA" if self.dialect == "ga" else f"preview {self.api_version}"
-            return f"Azure OpenAI ({host}, {self.model}, {version})"
+            return f"Azure OpenAI ({self.model}, {version})"
         if self.provider == "openai":
             return f"OpenAI ({self.model})"
         if self.provider == "offline":

