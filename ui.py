@@ -138,6 +138,7 @@ def build_ui(
                     label="音声会話", mode="send-receive", modality="audio",
                     rtc_configuration=rtc_configuration, server_rtc_configuration=server_rtc_configuration,
                     button_labels={"start": "録音開始", "stop": "停止", "waiting": "接続中…"},
+                    full_screen=False,  # fastrtc's default draws the wave over the whole page
                 )
                 new_chat = gr.Button("新しい会話", variant="secondary")
             with gr.Column(scale=2):
@@ -153,7 +154,9 @@ def build_ui(
         voice.stream(VoiceHandler(registry, max_voice_sessions), inputs=[voice, hash_box], outputs=[voice],
                      concurrency_limit=max_voice_sessions + 1, time_limit=voice_time_limit)
         demo.load(session_hash, outputs=[hash_box], show_api=False, api_name=False, queue=False)
-        demo.load(watch, outputs=[chatbot, table, status], show_api=False, api_name=False, concurrency_limit=None)
+        # A stream for the page's lifetime: no progress border on the components it updates.
+        demo.load(watch, outputs=[chatbot, table, status], show_api=False, api_name=False, concurrency_limit=None,
+                  show_progress="hidden")
         for trigger in (text.submit, send.click):
             trigger(send_from_page, inputs=[text], outputs=[text], show_api=False, api_name=False,
                     concurrency_limit=None)
