@@ -139,16 +139,17 @@ def rms(pcm: np.ndarray) -> float:
     return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if pcm.size else 0.0
 
 
-def wait_until(page: Any, predicate: Callable[[], Any], timeout: float, message: str,
+def wait_until(page: Any, predicate: Callable[[], Any], timeout: float, message: str | Callable[[], str],
                interval_ms: int = 50) -> Any:
-    """Poll a server-side condition; waits with the page's clock so Playwright keeps dispatching events."""
+    """Poll a server-side condition; waits with the page's clock so Playwright keeps dispatching events.
+    `message` (or what it returns, computed on failure) says what was awaited."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s: {message}")
+            raise AssertionError(f"timed out after {timeout:g} s: {message() if callable(message) else message}")
         page.wait_for_timeout(interval_ms)
 
 
@@ -241,7 +242,7 @@ def wait_for_chat(page: Any, predicate: Callable[[list[tuple[str, str]]], Any], 
         if predicate(messages):
             return messages
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s: {message}; the chat shows {messages}")
+            raise AssertionError(f"timed out after {timeout:g} s: {message}; the chat shows {messages}")
         page.wait_for_timeout(50)
 
 
@@ -276,3 +277,11 @@ def readme_screenshot(page: Any) -> Path:
     README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(README_SCREENSHOT))
     return README_SCREENSHOT
+
+
+def event_log(record: Any, limit: int = 60) -> str:
+    """What a realtime connection carried, compactly (for failure messages): '>' sent by the app, '<' by the server."""
+    skip = ("input_audio_buffer.append", "delta")
+    sent = [f"<{e.get('type')}" for e in record.sent if not any(k in e.get("type", "") for k in skip)]
+    received = [f">{e.get('type')}" for e in record.received if not any(k in e.get("type", "") for k in skip)]
+    return f"server sent {sent[-limit:]}; app sent {received[-limit:]}"

@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser import (
+    CHROMIUM,
     SAMPLE_RATE,
     browser_unavailable,
     chat_messages,
     chromium_args,
+    event_log,
     inbound_audio_energy,
     open_page,
     readme_screenshot,
@@ -48,12 +50,17 @@ pytestmark = [
 LONG_ANSWER = (
     "東京の今日の天気についてお話しします。朝のうちは晴れていますが、昼過ぎから雲が広がり、"
     "夕方には所によって雨が降るでしょう。最高気温は二十度、最低気温は十二度の予想です。"
-    "お出かけの際は折りたたみ傘をお持ちください。"
-)  # 100+ characters: ToneVoice speaks 60 ms per character, so it plays for 6+ seconds
+    "お出かけの際は折りたたみ傘をお持ちください。明日は一日を通して晴れる見込みで、"
+    "気温も今日より少し高くなりそうです。週末にかけては天気が崩れやすく、北風が強まる予想なので、"
+    "洗濯物は早めに取り込んでください。"
+)  # ~180 characters: ToneVoice speaks 60 ms per character, so it plays for about 11 seconds
 SHORT_ANSWER = "こんにちは。東京は晴れています。"
 # Silence before the first word: Chromium starts the WAV when the page opens the microphone, and the
 # stream needs up to ~1.5 s more to reach the server (fastrtc's microphone-access step, the WebRTC handshake).
 LEAD_SECONDS = 2.0
+# Silence between the two utterances of the barge-in test: the answer to the first has been playing for
+# a few seconds when the second starts (the answers last 8.6 s offline and ~11 s scripted).
+GAP_SECONDS = 4.5
 # What the chat shows for a voice turn the offline engine cannot transcribe.
 UNTRANSCRIBED = "（音声を文字にできませんでした）"
 
@@ -120,7 +127,7 @@ def launch(playwright) -> Iterator[Callable[[Path | None], object]]:
     browsers = []
 
     def start(wav: Path | None):
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=chromium_args(wav))
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
         browsers.append(browser)
         return browser
 
@@ -281,7 +288,8 @@ def test_typed_messages_run_tools_and_the_table_ticks(app, launch, monkeypatch):
 
 def test_speech_during_the_answer_interrupts_it(app, launch, tmp_path):
     wav = tmp_path / "two-utterances.wav"
-    speech_wav(wav, ["東京の天気を教えてください", "ちょっと待ってください"], lead=LEAD_SECONDS, gap=3.0, tail=2.0)
+    speech_wav(wav, ["東京の天気を教えてください", "ちょっと待ってください"], lead=LEAD_SECONDS, gap=GAP_SECONDS,
+               tail=2.0)
     if app.assistant is not None:
         app.assistant.rules = {"こんにちは": lambda m: [Say(LONG_ANSWER)]}
     from offline.replies import voice_not_transcribed_reply
@@ -299,7 +307,8 @@ def test_speech_during_the_answer_interrupts_it(app, launch, tmp_path):
     record = voice_connection(app, since)
     # ... and the second utterance stops it: the app truncates the item at what was heard and marks it.
     truncate = wait_until(page, lambda: record.of_type("conversation.item.truncate"), 15,
-                          "conversation.item.truncate after the second utterance")[0]
+                          lambda: f"conversation.item.truncate after the second utterance; {event_log(record)}; "
+                                  f"chat {chat_messages(page)}")[0]
     messages = wait_for_chat(page, lambda m: any(r == "assistant" and t.endswith("（中断）") for r, t in m), 10,
                              "the interrupted answer marked （中断）")
     cut = next(t for r, t in messages if r == "assistant" and t.endswith("（中断）"))
