@@ -267,8 +267,12 @@ class ConversationSession:
         if item is not None:
             item.interrupted = True
         heard = min(stopped.played_ms, stopped.received_ms)
+        # The model's memory of its answer must end where the user stopped hearing it.
         if heard > 0:
             await self._send(dialect.truncate(stopped.item_id, heard))
+        else:
+            await self._send(dialect.delete_item(stopped.item_id))
+            self.transcript.remove(stopped.item_id)
         self._changed()
 
     async def _on_speech_stopped(self, event: Event) -> None:
@@ -369,6 +373,7 @@ class ConversationSession:
         for turn in self._turns_of(response_id):
             turn.responses.discard(response_id)
             turn.settle()
+        self.gate.causes_of.pop(response_id, None)
         self._changed()
 
     async def _on_error(self, event: Event) -> None:

@@ -7,6 +7,7 @@ import pytest
 from conftest import API_KEY, ToneVoice, eventually, settings_for
 
 from config import RealtimeSettings
+from offline.engine import Say
 from realtime.session import ConversationSession
 
 FLAVOURS = ["azure-ga", "azure-preview", "openai"]
@@ -150,5 +151,23 @@ async def test_text_typed_while_reconnecting_is_sent_after_the_replay(server):
         server.reject_status = None
         await eventually(turn.done.is_set, 10)
         assert session.turn_text(turn) == "echo:切断中の質問"
+    finally:
+        await session.close()
+
+
+async def test_barge_in_before_anything_was_heard_deletes_the_answer(server, assistant):
+    assistant.rules = {r"長く": lambda m: [Say("とても長い答えです。" * 10)]}
+    session = await open_session(settings_for(server, "azure-ga"))
+    session.voice_attached = True  # nobody plays it: nothing is heard
+    try:
+        await session.send_text("長く話して")
+        record = server.connections[0]
+        await eventually(lambda: record.sent_of_type("response.output_audio.delta"))
+        await session.append_audio(np.concatenate([ToneVoice.tone("あいうえお"), np.zeros(24000, np.int16)]))
+        deleted = (await eventually(lambda: record.of_type("conversation.item.delete")))[0]["item_id"]
+        assert not record.of_type("conversation.item.truncate")
+        assert session.transcript.get(deleted) is None
+        await eventually(lambda: record.sent_of_type("conversation.item.deleted"))
+        assert record.sent_of_type("error") == []
     finally:
         await session.close()
