@@ -29,7 +29,23 @@ def _last_user_language(items: list[dict[str, Any]]) -> str:
 
 class OfflineAssistant:
     async def respond(self, context: ResponseContext) -> list[Say | Call]:
-        last = context.last or {}
+        # Answer everything added since the engine last produced an item (e.g. a question typed while a
+        # long-running tool's result arrived: one response.create covers both).
+        pending = []
+        for item in reversed(context.items):
+            # Stop at what an earlier response produced (or, after a reconnect, a replayed answer).
+            if item.get("object") == "realtime.item" or item.get("role") == "assistant":
+                break
+            if item.get("type") == "function_call_output" or (
+                item.get("type") == "message" and item.get("role") == "user"
+            ):
+                pending.insert(0, item)
+        outputs: list[Say | Call] = []
+        for item in pending or [context.last or {}]:
+            outputs += await self._respond_to(item, context)
+        return outputs
+
+    async def _respond_to(self, last: dict, context: ResponseContext) -> list[Say | Call]:
         language = _last_user_language(context.items)
         if last.get("type") == "function_call_output":
             return [Say(self._tell_output(context.items, last, language))]

@@ -25,6 +25,13 @@ def test_any_fastrtc_layout_becomes_1d_int16(shape):
     assert np.all(out == 1000)
 
 
+def test_quiet_int16_frames_stay_quiet():
+    # A near-silent (1, N) int16 frame must not be mistaken for normalised float audio.
+    out = to_mono_int16(np.array([[0, 1, -1, 0]], np.int16))
+    assert out.tolist() == [0, 1, -1, 0]
+    assert to_mono_int16(np.array([[0, 2, -2, 0], [0, 0, 0, 0]], np.int16)).tolist() == [0, 1, -1, 0]
+
+
 def test_float_audio_is_scaled_not_truncated():
     out = to_mono_int16(np.array([0.5, -1.0, 1.0], np.float32))
     assert out.tolist() == [16384, -32767, 32767]

@@ -114,7 +114,7 @@ def app(request, weather) -> Iterator[BrowserApp]:
 
 
 @pytest.fixture(scope="module")
-def playwright():
+def playwright_driver():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -122,12 +122,12 @@ def playwright():
 
 
 @pytest.fixture
-def launch(playwright) -> Iterator[Callable[[Path | None], object]]:
+def launch(playwright_driver) -> Iterator[Callable[[Path | None], object]]:
     """Start Chromium whose microphone plays `wav` once (None: Chromium's own fake device)."""
     browsers = []
 
     def start(wav: Path | None):
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
+        browser = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
         browsers.append(browser)
         return browser
 
@@ -194,8 +194,8 @@ def test_voice_turn_is_heard_answered_and_ends_on_stop(app, launch, tmp_path):
     rate = (record.received_audio.size - first[1]) / (time.monotonic() - first[0])
     assert 0.8 * SAMPLE_RATE < rate < 1.25 * SAMPLE_RATE, f"audio arrives at {rate:.0f} samples/s, not 24 kHz"
     wait_until(page, lambda: record.sent_of_type("input_audio_buffer.speech_stopped"), 10,
-               f"speech_stopped after the utterance (RMS of the last 0.5 s the server got: "
-               f"{rms(record.received_audio[-SAMPLE_RATE // 2:]):.0f}; it should be near silence)")
+               lambda: f"speech_stopped after the utterance (RMS of the last 0.5 s the server got: "
+                       f"{rms(record.received_audio[-SAMPLE_RATE // 2:]):.0f}; it should be near silence)")
     audio = record.received_audio
     assert audio.dtype == np.int16 and rms(audio) > 300, f"the microphone audio is silent (RMS {rms(audio):.0f})"
     assert 1.0 <= loud_seconds(audio) <= (end - start) + 0.6, (
@@ -338,7 +338,6 @@ def test_reload_ends_the_old_session_and_starts_a_clean_one(app, launch, tmp_pat
     old_connections = app.new_connections(since)
     assert old_connections
 
-    since = len(app.server.connections)
     page.reload()
     wait_for_page_ready(page)
     new_hash = hashes.current
@@ -361,5 +360,5 @@ def test_reload_ends_the_old_session_and_starts_a_clean_one(app, launch, tmp_pat
                              "an answer in the new conversation")
     assert messages[0] == ("user", "こんにちは") and len([m for m in messages if m[0] == "user"]) == 1
     wait_until(page, lambda: app.registry.live == 1, 10,
-               f"only the reloaded page's session is live (live: {app.registry.live})")
+               lambda: f"only the reloaded page's session is live (live: {app.registry.live})")
     screenshot(page, f"{app.mode}-after-reload")

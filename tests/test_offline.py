@@ -14,6 +14,8 @@ from openmeteo_server import serve_open_meteo
 
 from audio import rms
 from config import RealtimeSettings, load_settings
+from offline.assistant import OfflineAssistant
+from offline.engine import Call, ResponseContext, Say
 from offline.runtime import build_offline_server, serve_in_thread
 from offline.speech import synthesize
 
@@ -117,3 +119,22 @@ async def test_barge_in_stops_a_spoken_answer(offline_app):
         assert not [e for e in record.sent_of_type("error") if "truncate" in json.dumps(e)]
     finally:
         await voice.close()
+
+
+async def test_one_response_answers_a_question_and_a_tool_result_that_arrived_together():
+    result = {"status": "completed", "result": {"query": "AI", "total": 1, "query_ms": 1.0, "hits": [
+        {"title": "AIの歴史", "snippet": "人工知能の研究は…", "tags": [], "date": "", "source": "", "score": 1.0}]}}
+    items = [
+        {"id": "u1", "type": "message", "role": "user",
+         "content": [{"type": "input_text", "text": "AIについて調べて"}]},
+        {"id": "f1", "type": "function_call", "call_id": "c1", "name": "search_database", "arguments": "{}",
+         "object": "realtime.item"},
+        {"id": "o1", "type": "function_call_output", "call_id": "c1", "output": '{"status": "started"}'},
+        {"id": "a1", "type": "message", "role": "assistant", "object": "realtime.item", "content": []},
+        {"id": "u2", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "東京の天気は？"}]},
+        {"id": "f2", "type": "function_call", "call_id": "c1_r", "name": "search_database", "arguments": "{}"},
+        {"id": "o2", "type": "function_call_output", "call_id": "c1_r", "output": json.dumps(result)},
+    ]
+    outputs = await OfflineAssistant().respond(ResponseContext(items, [], "auto", ""))
+    assert outputs[0] == Call("get_weather", json.dumps({"location": "東京", "day": "today"}, ensure_ascii=False))
+    assert isinstance(outputs[1], Say) and "AIの歴史" in outputs[1].text
