@@ -19,15 +19,15 @@ FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
 def to_mono_int16(audio: np.ndarray) -> np.ndarray:
     """Any fastrtc/numpy layout ((N,), (1, N), (N, 1), (C, N)) and dtype → 1-D int16."""
     data = np.asarray(audio)
-    integer = np.issubdtype(data.dtype, np.integer)
     if data.ndim == 2:
-        # fastrtc gives (channels, samples); a few callers give (samples, channels).
-        data = data.mean(axis=0) if data.shape[0] <= data.shape[1] else data.mean(axis=1)
+        # fastrtc gives (channels, samples); a few callers give (samples, channels). A single channel is
+        # only reshaped (the 25-50 frames/s path); several are mixed in their own dtype, so int16 stays
+        # in int16 units and is never mistaken for normalised float audio.
+        axis = 0 if data.shape[0] <= data.shape[1] else 1
+        data = data.reshape(-1) if data.shape[axis] == 1 else data.mean(axis=axis).astype(data.dtype)
     data = data.reshape(-1)
     if data.dtype == np.int16:
         return data
-    if integer:  # a channel mean of integer PCM is float but still in int16 units
-        return np.clip(np.round(data), -32768, 32767).astype(np.int16)
     if np.issubdtype(data.dtype, np.floating):
         scale = 32767.0 if np.abs(data).max(initial=0.0) <= 1.0 else 1.0
         return np.clip(np.round(data * scale), -32768, 32767).astype(np.int16)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from audio import SAMPLE_RATE, decode_pcm16, encode_pcm16, pcm_ms
+from audio import decode_pcm16, pcm_ms
 from config import Dialect
 from realtime.dialect import to_wire_name
 
@@ -302,5 +302,3 @@ def parse_json(text: str | bytes) -> Event | None:
         return data if isinstance(data, dict) else None
     return None
 
-
-__all__ = ["SAMPLE_RATE", "Assistant", "Call", "EngineSession", "ResponseContext", "Say", "encode_pcm16"]

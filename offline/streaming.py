@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import numpy as np
-
 from audio import SAMPLE_RATE, encode_pcm16, pcm_ms
 from offline.engine import Call, EngineSession, Event, Say
 
@@ -112,6 +110,3 @@ async def _stream_call(session: EngineSession, response_id: str, index: int, ite
         done["name"] = call.name
     await session.emit(done)
 
-
-def silence(ms: int) -> np.ndarray:
-    return np.zeros(SAMPLE_RATE * ms // 1000, dtype=np.int16)

@@ -139,10 +139,6 @@ def write_wav(path: Path, pcm: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
     return path
 
 
-def rms(pcm: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if pcm.size else 0.0
-
-
 def wait_until(page: Any, predicate: Callable[[], Any], timeout: float, message: str | Callable[[], str],
                interval_ms: int = 50) -> Any:
     """Poll a server-side condition; waits with the page's clock so Playwright keeps dispatching events.

@@ -24,7 +24,6 @@ from browser import (
     inbound_audio_energy,
     open_page,
     readme_screenshot,
-    rms,
     screenshot,
     send_text,
     speech_wav,
@@ -38,6 +37,7 @@ from browser import (
 )
 from conftest import ScriptedAssistant, call
 
+from audio import rms
 from offline.engine import Say
 
 UNAVAILABLE = browser_unavailable()
