@@ -14,10 +14,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr
 from dotenv import load_dotenv
 
-from config import RealtimeSettings, load_settings
-from ice import ice_servers
-from sessions import SessionRegistry
-from ui import build_ui
+from settings import RealtimeSettings, load_settings
+from web.browsers import BrowserSessions
+from web.ice import ice_servers
+from web.page import build_ui
 
 log = logging.getLogger("app")
 
@@ -47,17 +47,17 @@ def auth_from_env() -> tuple[str, str] | None:
     return (user, password) if user and password else None
 
 
-def make_registry(settings: RealtimeSettings, debug: bool) -> SessionRegistry:
+def make_registry(settings: RealtimeSettings, debug: bool) -> BrowserSessions:
     if settings.provider == "offline" and not settings.base_url:
         from offline.runtime import start_offline_engine
 
         settings = settings.with_base_url(start_offline_engine())
     idle = env_number("SESSION_IDLE_TIMEOUT_SECONDS", 600)
-    return SessionRegistry(lambda: settings, idle_timeout=idle, debug=debug)
+    return BrowserSessions(lambda: settings, idle_timeout=idle, debug=debug)
 
 
 def create_app(settings: RealtimeSettings | None = None, host: str = "127.0.0.1", share: bool = False,
-               debug: bool = False) -> tuple[gr.Blocks, SessionRegistry]:
+               debug: bool = False) -> tuple[gr.Blocks, BrowserSessions]:
     settings = settings or load_settings()
     registry = make_registry(settings, debug)
     rtc, server_rtc = ice_servers(host, share)

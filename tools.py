@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from knowledge import default_knowledge_base
-from weather import WeatherError, WeatherService
+from services.knowledge import default_knowledge_base
+from services.weather import WeatherError, WeatherService
 
 
 class ToolError(Exception):

@@ -22,20 +22,20 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import ScriptedAssistant, ToneVoice, call, settings_for  # noqa: E402
 
-from config import RealtimeSettings  # noqa: E402
-from handler import VoiceHandler  # noqa: E402
+from conversation.conversation import Conversation  # noqa: E402
 from offline.server import RealtimeServer  # noqa: E402
 from offline.speech import EnergyTurnDetector  # noqa: E402
-from realtime.session import ConversationSession  # noqa: E402
-from sessions import SessionRegistry  # noqa: E402
+from settings import RealtimeSettings  # noqa: E402
 from tools import ToolRegistry  # noqa: E402
+from web.browsers import BrowserSessions  # noqa: E402
+from web.voice import VoiceHandler  # noqa: E402
 
 
 async def delta_to_frame(trials: int = 60) -> list[float]:
     settings = RealtimeSettings(provider="offline", api_key="x", base_url="ws://127.0.0.1:9/v1")
-    session = ConversationSession(settings)
+    session = Conversation(settings)
     session.voice_attached = True
-    handler = VoiceHandler(SessionRegistry(lambda: settings))
+    handler = VoiceHandler(BrowserSessions(lambda: settings))
     handler.session = session
     delta = base64.b64encode(np.full(2400, 1000, np.int16).tobytes()).decode()  # 100 ms, as the service sends
     results = []
@@ -68,7 +68,7 @@ async def tool_to_request(long_running: bool, trials: int = 15) -> list[float]:
     assistant = ScriptedAssistant({r"": lambda m: [call("quick")]})
     server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(), speed=50.0)
     await server.start()
-    session = ConversationSession(settings_for(server, "azure-ga"), tools=tools)
+    session = Conversation(settings_for(server, "azure-ga"), tools=tools)
     session.start()
     await session.wait_connected(5)
     results = []

@@ -15,10 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from audio import SAMPLE_RATE  # noqa: E402
-from config import RealtimeSettings  # noqa: E402
+from conversation.conversation import Conversation  # noqa: E402
 from offline.runtime import build_offline_server  # noqa: E402
 from offline.speech import synthesize  # noqa: E402
-from realtime.session import ConversationSession  # noqa: E402
+from settings import RealtimeSettings  # noqa: E402
 
 PHRASES = ["こんにちは", "何ができますか", "ありがとう", "量子コンピュータについて話して", "おはようございます"]
 
@@ -28,7 +28,7 @@ async def time_to_first_audio(rounds: int = 3) -> list[float]:
     await server.start()
     settings = RealtimeSettings(provider="offline", api_key="offline", model="offline-assistant",
                                 base_url=f"{server.url}/v1")
-    session = ConversationSession(settings)
+    session = Conversation(settings)
     session.voice_attached = True
     session.start()
     await session.wait_connected(10)

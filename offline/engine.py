@@ -18,8 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from audio import decode_pcm16, pcm_ms
-from config import Dialect
 from realtime.dialect import to_wire_name
+from settings import Dialect
 
 Event = dict[str, Any]
 
@@ -79,7 +79,7 @@ class ProtocolError(Exception):
 
 
 @dataclass
-class EngineSession:
+class EngineConnection:
     """State of one connection; `emit` sends a GA-named event (renamed here for preview clients)."""
 
     dialect: Dialect

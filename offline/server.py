@@ -2,7 +2,7 @@
 
 It accepts the URLs the `openai` SDK builds for OpenAI GA (`/v1/realtime?model=`), Azure GA
 (`/openai/v1/realtime?model=`) and Azure preview (`/openai/realtime?api-version=&deployment=`),
-checks the key like the service does, and runs one blank EngineSession per connection.
+checks the key like the service does, and runs one blank EngineConnection per connection.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from audio import decode_pcm16
-from config import Dialect
-from offline.engine import Assistant, EngineSession, Event, TurnDetector, Voice, parse_json
+from offline.engine import Assistant, EngineConnection, Event, TurnDetector, Voice, parse_json
 from offline.engine import Transcriber as TranscriberFn
+from settings import Dialect
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class ConnectionRecord:
     received_at: list[float] = field(default_factory=list)  # time.time() of each received event
     audio: list[np.ndarray] = field(default_factory=list)
     sent: list[Event] = field(default_factory=list)
-    session: EngineSession | None = None
+    session: EngineConnection | None = None
     connection: ServerConnection | None = None
 
     def of_type(self, event_type: str) -> list[Event]:
@@ -129,7 +129,7 @@ class RealtimeServer:
             with contextlib.suppress(Exception):
                 await connection.send(json.dumps(event, ensure_ascii=False))
 
-        session = EngineSession(dialect, emit, self._make_assistant(), self._make_voice(), self._make_detector(),
+        session = EngineConnection(dialect, emit, self._make_assistant(), self._make_voice(), self._make_detector(),
                                 self.transcriber, speed=self.speed)
         record.session = session
         await session.start()

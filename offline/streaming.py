@@ -10,7 +10,7 @@ import asyncio
 import uuid
 
 from audio import SAMPLE_RATE, encode_pcm16, pcm_ms
-from offline.engine import Call, EngineSession, Event, Say
+from offline.engine import Call, EngineConnection, Event, Say
 
 
 def _id(prefix: str) -> str:
@@ -21,7 +21,7 @@ def _audio_part(dialect: str, transcript: str | None) -> Event:
     return {"type": "output_audio" if dialect == "ga" else "audio", "transcript": transcript}
 
 
-async def stream_response(session: EngineSession, options: Event) -> None:
+async def stream_response(session: EngineConnection, options: Event) -> None:
     response: Event = {"id": _id("resp"), "object": "realtime.response", "status": "in_progress",
                        "metadata": options.get("metadata"), "output": []}
     await session.emit({"type": "response.created", "response": dict(response)})
@@ -56,7 +56,7 @@ async def stream_response(session: EngineSession, options: Event) -> None:
         await session.emit({"type": "response.done", "response": response})
 
 
-async def _begin_item(session: EngineSession, response: Event, index: int, item: Event, output: Say | Call) -> None:
+async def _begin_item(session: EngineConnection, response: Event, index: int, item: Event, output: Say | Call) -> None:
     if isinstance(output, Say):
         item.update(type="message", role="assistant", content=[])
     else:
@@ -67,7 +67,7 @@ async def _begin_item(session: EngineSession, response: Event, index: int, item:
     await session._add_item(item)
 
 
-async def _stream_speech(session: EngineSession, response_id: str, index: int, item: Event, text: str) -> None:
+async def _stream_speech(session: EngineConnection, response_id: str, index: int, item: Event, text: str) -> None:
     base = {"response_id": response_id, "item_id": item["id"], "output_index": index, "content_index": 0}
     part = _audio_part(session.dialect, "")
     item["content"] = [part]
@@ -96,7 +96,7 @@ async def _stream_speech(session: EngineSession, response_id: str, index: int, i
     await session.emit({"type": "response.content_part.done", **base, "part": dict(part)})
 
 
-async def _stream_call(session: EngineSession, response_id: str, index: int, item: Event, call: Call) -> None:
+async def _stream_call(session: EngineConnection, response_id: str, index: int, item: Event, call: Call) -> None:
     base = {"response_id": response_id, "item_id": item["id"], "output_index": index, "call_id": item["call_id"]}
     arguments = call.arguments
     step = max(1, len(arguments) // 3)

@@ -1,1 +1,1 @@
-"""The Realtime protocol (connection, dialects) and the conversation session built on it."""
+"""The Realtime protocol edge: the SDK connection and the two wire dialects."""

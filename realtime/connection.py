@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from config import RealtimeSettings
 from realtime.dialect import Event, to_internal
+from settings import RealtimeSettings
 
 log = logging.getLogger(__name__)
 

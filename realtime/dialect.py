@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from config import Dialect, VoiceSettings
+from settings import Dialect, VoiceSettings
 
 Event = dict[str, Any]
 

@@ -12,12 +12,12 @@ from conftest import ScriptedAssistant, ToneVoice, eventually, settings_for
 from webrtc_client import VoiceClient
 
 from app import create_app
-from config import RealtimeSettings
+from conversation.conversation import Conversation
 from offline.runtime import serve_in_thread
 from offline.server import RealtimeServer
 from offline.speech import EnergyTurnDetector
-from realtime.session import ConversationSession
-from sessions import SessionRegistry
+from settings import RealtimeSettings
+from web.browsers import BrowserSessions
 
 
 def free_port() -> int:
@@ -30,7 +30,7 @@ def free_port() -> int:
 class RunningApp:
     url: str
     server: RealtimeServer | None
-    registry: SessionRegistry
+    registry: BrowserSessions
     assistant: ScriptedAssistant | None
 
 
@@ -66,7 +66,7 @@ def running_app(flavour: str = "azure-ga", assistant: ScriptedAssistant | None =
         time.sleep(0.1)
 
 
-async def open_voice(app: RunningApp) -> tuple[VoiceClient, ConversationSession]:
+async def open_voice(app: RunningApp) -> tuple[VoiceClient, Conversation]:
     """A WebRTC peer connected to the app, and the conversation its voice joined (once connected)."""
     client = VoiceClient(app.url)
     answer = await client.connect()

@@ -19,10 +19,10 @@ os.environ.setdefault("SEARCH_LATENCY_SECONDS", "0")
 os.environ.setdefault("SEARCH_DB_PATH", os.path.join(tempfile.mkdtemp(prefix="kb-test-"), "knowledge.sqlite3"))
 
 from audio import SAMPLE_RATE
-from config import RealtimeSettings
 from offline.engine import Call, ResponseContext, Say
 from offline.server import RealtimeServer
 from offline.speech import EnergyTurnDetector
+from settings import RealtimeSettings
 
 API_KEY = "test-key-not-a-secret"
 

@@ -96,8 +96,8 @@ def weather():
 def app(request, weather) -> Iterator[BrowserApp]:
     from apphost import running_app
 
-    from config import RealtimeSettings, VoiceSettings
     from offline.runtime import build_offline_server, serve_in_thread
+    from settings import RealtimeSettings, VoiceSettings
 
     if request.param == "offline":
         # What `python app.py` runs without credentials (app.make_registry → start_offline_engine), with the

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from realtime.gate import ResponseGate
-from realtime.tool_runner import ToolCall
-from realtime.transcript import Item, Transcript, is_hallucination
-from ui import tool_rows, validate_message
+from conversation.gate import ResponseGate
+from conversation.tool_runner import ToolCall
+from conversation.transcript import Item, Transcript, is_hallucination
+from web.page import tool_rows, validate_message
 
 
 def test_late_user_transcript_stays_before_the_answer():

@@ -178,8 +178,8 @@ def test_ci_runs_the_readme_test_command_and_fails_on_no_tests():
 def test_readme_project_structure_lists_the_modules():
     block = next(body for lang, body in fenced_blocks(section(README, "プロジェクト構成")) if lang == "text")
     listed = {line.split()[0] for line in block.splitlines() if line.strip()}
-    modules = {str(p.relative_to(ROOT)) for d in (ROOT, ROOT / "realtime", ROOT / "offline")
-               for p in d.glob("*.py") if p.name != "__init__.py"}
+    packages = [ROOT, *(ROOT / pkg for pkg in ("web", "conversation", "realtime", "services", "offline"))]
+    modules = {str(p.relative_to(ROOT)) for d in packages for p in d.glob("*.py") if p.name != "__init__.py"}
     assert modules <= listed, f"add to README's project structure: {sorted(modules - listed)}"
     missing = [p for p in listed if not (ROOT / p.rstrip("/")).exists()]
     assert not missing, f"README lists files that do not exist: {missing}"
@@ -260,18 +260,18 @@ def test_the_api_key_is_in_use_but_never_served(keyed_app, caplog):
     assert SECRET not in caplog.text
 
 
-@pytest.mark.parametrize("target", [".env", "config.py", "app.py", "/etc/passwd", "knowledge.sqlite3"])
+@pytest.mark.parametrize("target", [".env", "settings.py", "app.py", "/etc/passwd", "knowledge.sqlite3"])
 def test_files_on_the_server_are_not_readable(keyed_app, target):
     repo = str(ROOT)
     forms = {
         ".env": [".env", f"{repo}/.env", "../.env"],
-        "config.py": ["config.py", f"{repo}/config.py", "./config.py", "tests/../config.py"],
+        "settings.py": ["settings.py", f"{repo}/settings.py", "./settings.py", "tests/../settings.py"],
         "app.py": ["app.py", f"{repo}/app.py", "%2e%2e/main/app.py", "..%2F" + Path(repo).name + "%2Fapp.py"],
         "/etc/passwd": ["/etc/passwd", "../../../../../../etc/passwd", "%2Fetc%2Fpasswd",
                         "..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd"],
         "knowledge.sqlite3": [str(Path(tempfile.gettempdir()) / "voice-assistant" / "knowledge.sqlite3")],
     }[target]
-    markers = {".env": [SECRET], "config.py": ["def load_settings"], "app.py": ["def create_app"],
+    markers = {".env": [SECRET], "settings.py": ["def load_settings"], "app.py": ["def create_app"],
                "/etc/passwd": ["root:"], "knowledge.sqlite3": ["SQLite format"]}[target]
     for form in forms:
         for prefix in ("/file=", "/gradio_api/file=", "/gradio_api/file/"):

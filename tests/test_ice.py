@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-import ice
+from web import ice
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from knowledge import Article, KnowledgeBase, SearchResult, default_knowledge_base, parse_article
+from services.knowledge import Article, KnowledgeBase, SearchResult, default_knowledge_base, parse_article
 
-SHIPPED = Path(__file__).resolve().parent.parent / "knowledge"
+SHIPPED = Path(__file__).resolve().parent.parent / "data" / "knowledge"
 FIXED_MTIME = 1_717_243_200  # 2024-06-01 12:00 UTC: that date in almost every time zone
 
 

@@ -13,11 +13,11 @@ from gradio_client import Client
 from openmeteo_server import serve_open_meteo
 
 from audio import rms
-from config import RealtimeSettings, load_settings
 from offline.assistant import OfflineAssistant
 from offline.engine import Call, ResponseContext, Say
 from offline.runtime import build_offline_server, serve_in_thread
 from offline.speech import synthesize
+from settings import RealtimeSettings, load_settings
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from conftest import API_KEY, ToneVoice, eventually, settings_for
 
-from config import RealtimeSettings
+from conversation.conversation import Conversation
 from offline.engine import Say
-from realtime.session import ConversationSession
+from settings import RealtimeSettings
 
 FLAVOURS = ["azure-ga", "azure-preview", "openai"]
 
 
-async def open_session(settings: RealtimeSettings) -> ConversationSession:
-    session = ConversationSession(settings)
+async def open_session(settings: RealtimeSettings) -> Conversation:
+    session = Conversation(settings)
     session.start()
     assert await session.wait_connected(5), session.notice
     return session
@@ -85,7 +85,7 @@ async def test_voice_turn_appends_pcm16_and_orders_late_transcript(server):
 async def test_wrong_key_is_a_clear_message(server):
     settings = settings_for(server, "azure-ga")
     settings = RealtimeSettings(**{**settings.__dict__, "api_key": "wrong"})
-    session = ConversationSession(settings)
+    session = Conversation(settings)
     session.start()
     try:
         await eventually(lambda: session.status == "接続エラー")
@@ -97,7 +97,7 @@ async def test_wrong_key_is_a_clear_message(server):
 
 async def test_rate_limit_at_handshake_is_shown_and_retried(server):
     server.reject_status = 429
-    session = ConversationSession(settings_for(server, "azure-ga"))
+    session = Conversation(settings_for(server, "azure-ga"))
     session.start()
     try:
         await eventually(lambda: "429" in session.notice)
@@ -129,7 +129,7 @@ async def test_reconnect_resends_config_then_replays_context(server):
 
 
 async def test_missing_settings_answer_at_once_with_what_to_set():
-    session = ConversationSession(RealtimeSettings(provider="azure", endpoint="https://x.openai.azure.com",
+    session = Conversation(RealtimeSettings(provider="azure", endpoint="https://x.openai.azure.com",
                                                    model="dep"))
     session.start()
     try:

@@ -10,8 +10,8 @@ import pytest
 from conftest import ToneVoice, call, eventually, settings_for
 from openmeteo_server import serve_open_meteo
 
+from conversation.conversation import Conversation
 from offline.engine import Call
-from realtime.session import ConversationSession
 from tools import ToolError, ToolRegistry, registry
 
 
@@ -23,18 +23,18 @@ def weather_env(monkeypatch):
         yield weather
 
 
-async def open_session(server, tools: ToolRegistry = registry, flavour: str = "azure-ga") -> ConversationSession:
-    session = ConversationSession(settings_for(server, flavour), tools=tools)
+async def open_session(server, tools: ToolRegistry = registry, flavour: str = "azure-ga") -> Conversation:
+    session = Conversation(settings_for(server, flavour), tools=tools)
     session.start()
     assert await session.wait_connected(5), (session.status, session.notice)
     return session
 
 
-def assistant_texts(session: ConversationSession) -> list[str]:
+def assistant_texts(session: Conversation) -> list[str]:
     return [m["content"] for m in session.transcript.messages() if m["role"] == "assistant"]
 
 
-def no_error_reached_user(session: ConversationSession) -> None:
+def no_error_reached_user(session: Conversation) -> None:
     shown = " ".join(m["content"] for m in session.transcript.messages()) + session.notice
     assert "active response" not in shown and "エラー" not in session.notice
 

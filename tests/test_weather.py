@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from services.weather import WeatherError, WeatherService, describe_weather_code
 from tests.openmeteo_server import OpenMeteoServer, forecast_payload, serve_open_meteo
-from weather import WeatherError, WeatherService, describe_weather_code
 
 TOKYO = (35.69, 139.69)  # the built-in table's coordinates, as sent (2 decimals)
 DAILY = ("weather_code", "temperature_2m_max", "temperature_2m_min", "precipitation_probability_max")

@@ -245,4 +245,4 @@ def default_knowledge_base() -> KnowledgeBase:
     # Default DB lives outside the repo on purpose: a runtime DB must never end up in a commit.
     env = os.environ.get("SEARCH_DB_PATH")
     db = Path(env) if env else Path(tempfile.gettempdir()) / "voice-assistant" / "knowledge.sqlite3"
-    return _shared(db, Path(__file__).parent / "knowledge")
+    return _shared(db, Path(__file__).resolve().parent.parent / "data" / "knowledge")

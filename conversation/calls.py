@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from config import tool_timeout
+from conversation.tool_runner import ToolCall, ToolRunner
+from conversation.transcript import Item, Transcript
 from realtime import dialect
 from realtime.dialect import Event
-from realtime.tool_runner import ToolCall, ToolRunner
-from realtime.transcript import Item, Transcript
+from settings import tool_timeout
 from tools import ToolRegistry
 
 log = logging.getLogger(__name__)

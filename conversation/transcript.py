@@ -11,7 +11,6 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-from config import Dialect
 from realtime.dialect import (
     Event,
     assistant_text_item,
@@ -19,6 +18,7 @@ from realtime.dialect import (
     function_output_item,
     user_text_item,
 )
+from settings import Dialect
 
 ItemKind = Literal["message", "function_call"]
 

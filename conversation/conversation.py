@@ -17,14 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from audio import Playback, decode_pcm16, encode_pcm16
-from config import RealtimeSettings, missing_settings
+from conversation.calls import FunctionCalls, Turn
+from conversation.gate import ResponseGate
+from conversation.tool_runner import ToolCall
+from conversation.transcript import Item, Transcript, is_hallucination
 from realtime import dialect
-from realtime.calls import FunctionCalls, Turn
 from realtime.connection import ConnectError, RealtimeConnection
 from realtime.dialect import Event
-from realtime.gate import ResponseGate
-from realtime.tool_runner import ToolCall
-from realtime.transcript import Item, Transcript, is_hallucination
+from settings import RealtimeSettings, missing_settings
 from tools import ToolRegistry, registry
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Snapshot:
     notice: str
 
 
-class ConversationSession:
+class Conversation:
     def __init__(
         self, settings: RealtimeSettings, tools: ToolRegistry = registry, debug: bool = False
     ) -> None:

@@ -8,14 +8,14 @@ import logging
 import time
 from collections.abc import Callable
 
-from config import RealtimeSettings
-from realtime.session import ConversationSession
+from conversation.conversation import Conversation
+from settings import RealtimeSettings
 
 log = logging.getLogger(__name__)
 
 
-class SessionRegistry:
-    """One ConversationSession per Gradio session hash; idle ones are closed by a reaper task."""
+class BrowserSessions:
+    """One Conversation per Gradio session hash; idle ones are closed by a reaper task."""
 
     def __init__(
         self,
@@ -26,23 +26,23 @@ class SessionRegistry:
         self._settings = settings
         self._idle_timeout = idle_timeout
         self._debug = debug
-        self._sessions: dict[str, ConversationSession] = {}
+        self._sessions: dict[str, Conversation] = {}
         self._reaper: asyncio.Task | None = None
         self._gone: set[str] = set()
 
-    def get(self, session_hash: str) -> ConversationSession:
+    def get(self, session_hash: str) -> Conversation:
         """The live session for this browser session, created (and connecting) on first use."""
         self._gone.discard(session_hash)
         session = self._sessions.get(session_hash)
         if session is None or session.closed:
-            session = ConversationSession(self._settings(), debug=self._debug)
+            session = Conversation(self._settings(), debug=self._debug)
             self._sessions[session_hash] = session
         session.start()
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.create_task(self._reap(), name="idle session reaper")
         return session
 
-    def peek(self, session_hash: str) -> ConversationSession | None:
+    def peek(self, session_hash: str) -> Conversation | None:
         session = self._sessions.get(session_hash)
         return None if session is None or session.closed else session
 
@@ -54,7 +54,7 @@ class SessionRegistry:
         if session is not None:
             await session.close()
 
-    async def next_session(self, session_hash: str, old: ConversationSession) -> ConversationSession | None:
+    async def next_session(self, session_hash: str, old: Conversation) -> Conversation | None:
         """After `old` ended: the one that replaces it (reset, or use after an idle close), None if the page left."""
         while session_hash not in self._gone:
             current = self._sessions.get(session_hash)
@@ -63,7 +63,7 @@ class SessionRegistry:
             await asyncio.sleep(0.2)
         return None
 
-    async def reset(self, session_hash: str) -> ConversationSession:
+    async def reset(self, session_hash: str) -> Conversation:
         """Start a new conversation for this browser session (the old one is closed)."""
         old = self._sessions.get(session_hash)
         voice = bool(old and old.voice_attached)

@@ -10,11 +10,11 @@ from typing import Any
 import gradio as gr
 from fastrtc import WebRTC
 
-from config import RealtimeSettings
-from handler import VoiceHandler
-from realtime.session import ConversationSession, Snapshot
-from realtime.tool_runner import ToolCall
-from sessions import SessionRegistry
+from conversation.conversation import Conversation, Snapshot
+from conversation.tool_runner import ToolCall
+from settings import RealtimeSettings
+from web.browsers import BrowserSessions
+from web.voice import VoiceHandler
 
 MAX_MESSAGE_CHARS = 2000
 CHAT_TIMEOUT_SECONDS = 120.0
@@ -62,7 +62,7 @@ def status_line(snapshot: Snapshot) -> str:
 
 
 def build_ui(
-    registry: SessionRegistry,
+    registry: BrowserSessions,
     settings: RealtimeSettings,
     rtc_configuration: Any,
     server_rtc_configuration: dict | None,
@@ -112,7 +112,7 @@ def build_ui(
         return ""
 
     async def watch(request: gr.Request) -> AsyncIterator[tuple[Any, Any, str]]:
-        session: ConversationSession | None = registry.get(request.session_hash)
+        session: Conversation | None = registry.get(request.session_hash)
         while session is not None:
             async for snapshot in session.updates():
                 yield snapshot.messages, tool_rows(snapshot.calls), status_line(snapshot)

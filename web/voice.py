@@ -10,8 +10,8 @@ from fastrtc import AsyncStreamHandler, CloseStream
 from fastrtc import Warning as show_warning
 
 from audio import SAMPLE_RATE, to_realtime_pcm
-from realtime.session import ConversationSession
-from sessions import SessionRegistry
+from conversation.conversation import Conversation
+from web.browsers import BrowserSessions
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +20,14 @@ IDLE_WAKE_SECONDS = 0.05
 
 
 class VoiceHandler(AsyncStreamHandler):
-    """One per WebRTC connection; the conversation itself lives in the browser session's ConversationSession."""
+    """One per WebRTC connection; the conversation itself lives in the browser session's Conversation."""
 
-    def __init__(self, registry: SessionRegistry, max_voice_sessions: int = 4) -> None:
+    def __init__(self, registry: BrowserSessions, max_voice_sessions: int = 4) -> None:
         super().__init__(expected_layout="mono", output_sample_rate=SAMPLE_RATE, input_sample_rate=SAMPLE_RATE)
         self.registry = registry
         self.max_voice_sessions = max_voice_sessions
         self._refusal = ""
-        self.session: ConversationSession | None = None
+        self.session: Conversation | None = None
         self._interruptions_seen = 0
         self._start_up: asyncio.Task | None = None
 
