@@ -1,0 +1,320 @@
+"""What a conversation costs and how fast it answers: tokens per response, an estimated price, turn latencies.
+
+The service reports usage in every `response.done`; each response re-bills the whole conversation as
+input, so the meter keeps every response and sums them. Prices are estimates from a dated table
+(data/prices.json), replaceable with REALTIME_PRICES_FILE; REALTIME_PRICE_MODEL names the price row
+when the model name is an arbitrary Azure deployment. Pure bookkeeping: no UI, no wire names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PRICES_PATH = Path(__file__).resolve().parent.parent / "data" / "prices.json"
+MAX_OPEN_TURNS = 64  # turns that never got an answer must not pile up
+
+
+class TurnKind(StrEnum):
+    VOICE = "voice"  # end of the user's speech → first audio
+    TYPED = "typed"  # message sent → first text
+
+
+class CostStatus(StrEnum):
+    ESTIMATED = "estimated"
+    UNKNOWN_MODEL = "unknown_model"  # tokens are counted, the price is not known
+    NOT_BILLED = "not_billed"  # offline mode: nothing is paid
+
+
+@dataclass(frozen=True)
+class Prices:
+    """USD per 1M tokens."""
+
+    text_in: float
+    cached_text_in: float
+    audio_in: float
+    cached_audio_in: float
+    text_out: float
+    audio_out: float
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    models: Mapping[str, Prices]
+    as_of: str = ""
+    source: str = ""
+    problem: str = ""  # why an override file was not used (Japanese, shown to the operator)
+
+    def lookup(self, model: str) -> tuple[str, Prices] | None:
+        """The row for `model`: exact, else the longest name it extends with a snapshot suffix ("-2025-08-28")."""
+        name = model.strip().lower()
+        if name in self.models:
+            return name, self.models[name]
+        extended = [key for key in self.models if name.startswith(key + "-")]
+        if not extended:
+            return None
+        key = max(extended, key=len)
+        return key, self.models[key]
+
+
+def _prices(raw: Any) -> Prices:
+    if not isinstance(raw, Mapping):
+        raise ValueError("each model needs an object of prices")
+    values = {}
+    for f in fields(Prices):
+        value = raw.get(f.name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"{f.name} must be a non-negative number")
+        values[f.name] = float(value)
+    return Prices(**values)
+
+
+def parse_price_table(data: Any) -> PriceTable:
+    """A table from the JSON shape of data/prices.json; ValueError says what is wrong."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("models"), Mapping):
+        raise ValueError('expected {"models": {"<model>": {...}}}')
+    models = {}
+    for name, raw in data["models"].items():
+        try:
+            models[str(name).strip().lower()] = _prices(raw)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    return PriceTable(models, str(data.get("as_of", "")), str(data.get("source", "")))
+
+
+def read_price_table(path: Path | str) -> PriceTable:
+    with open(path, encoding="utf-8") as file:
+        return parse_price_table(json.load(file))
+
+
+def load_prices(env: Mapping[str, str] = os.environ) -> PriceTable:
+    """The defaults, with REALTIME_PRICES_FILE's models laid over them; a bad file leaves the defaults."""
+    defaults = read_price_table(DEFAULT_PRICES_PATH)
+    path = env.get("REALTIME_PRICES_FILE", "").strip()
+    if not path:
+        return defaults
+    try:
+        override = read_price_table(path)
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        log.warning("REALTIME_PRICES_FILE %s not used: %s", path, exc)
+        problem = f"料金ファイル {path} を読めなかったため既定の料金表を使っています（{exc}）。"
+        return PriceTable(defaults.models, defaults.as_of, defaults.source, problem)
+    return PriceTable({**defaults.models, **override.models}, override.as_of or defaults.as_of,
+                      override.source or defaults.source)
+
+
+def _count(value: Any) -> int:
+    """A token count as reported, or 0 when missing or malformed (usage fields are optional)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return 0
+    return int(value)
+
+
+def _details(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    input_text_tokens: int = 0
+    input_audio_tokens: int = 0
+    cached_text_tokens: int = 0
+    cached_audio_tokens: int = 0
+    output_text_tokens: int = 0
+    output_audio_tokens: int = 0
+
+    @classmethod
+    def from_reported(cls, usage: Mapping[str, Any]) -> TokenUsage:
+        """`response.usage` as the service sends it; absent details are inferred, never guessed upward."""
+        inputs, outputs = _details(usage.get("input_token_details")), _details(usage.get("output_token_details"))
+        input_tokens, output_tokens = _count(usage.get("input_tokens")), _count(usage.get("output_tokens"))
+        text_in, audio_in = _count(inputs.get("text_tokens")), _count(inputs.get("audio_tokens"))
+        if not text_in and not audio_in:
+            text_in = input_tokens  # no breakdown: price it as text, the cheaper reading
+        cached = min(_count(inputs.get("cached_tokens")), text_in + audio_in)
+        cached_details = _details(inputs.get("cached_tokens_details"))
+        if cached_details:
+            cached_text = min(_count(cached_details.get("text_tokens")), text_in)
+            cached_audio = min(_count(cached_details.get("audio_tokens")), audio_in)
+        else:  # split the cache like the input it came from
+            cached_text = min(text_in, round(cached * text_in / (text_in + audio_in))) if cached else 0
+            cached_audio = min(audio_in, cached - cached_text)
+        text_out, audio_out = _count(outputs.get("text_tokens")), _count(outputs.get("audio_tokens"))
+        if not text_out and not audio_out:
+            text_out = output_tokens
+        total = _count(usage.get("total_tokens")) or input_tokens + output_tokens
+        return cls(input_tokens, output_tokens, total, cached, text_in, audio_in, cached_text, cached_audio,
+                   text_out, audio_out)
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(TokenUsage)))
+
+    def cost(self, prices: Prices) -> float:
+        """Estimated USD: uncached and cached input per modality, plus output per modality."""
+        per_token = (
+            (self.input_text_tokens - self.cached_text_tokens) * prices.text_in
+            + self.cached_text_tokens * prices.cached_text_in
+            + (self.input_audio_tokens - self.cached_audio_tokens) * prices.audio_in
+            + self.cached_audio_tokens * prices.cached_audio_in
+            + self.output_text_tokens * prices.text_out
+            + self.output_audio_tokens * prices.audio_out
+        )
+        return per_token / 1_000_000
+
+
+@dataclass(frozen=True)
+class ResponseUsage:
+    response_id: str
+    at: float  # wall clock, for the export
+    tokens: TokenUsage
+    cost_usd: float | None
+
+
+@dataclass(frozen=True)
+class TurnLatency:
+    turn_id: str
+    kind: TurnKind
+    seconds: float
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+class UsageMeter:
+    """Per-response and per-conversation usage, cost estimate and latencies of one conversation."""
+
+    def __init__(self, model: str, prices: PriceTable | None = None, billed: bool = True,
+                 price_model: str = "", clock: Callable[[], float] = time.monotonic) -> None:
+        self.model = model
+        self.prices = prices if prices is not None else PriceTable({})
+        self.billed = billed
+        self._row = self.prices.lookup(price_model or model) if billed else None
+        self._clock = clock
+        self.responses: list[ResponseUsage] = []
+        self._seen: set[str] = set()
+        self.turns: list[TurnLatency] = []
+        self._open: dict[str, tuple[TurnKind, float]] = {}
+        self.tool_seconds: list[tuple[str, float]] = []
+
+    @property
+    def cost_status(self) -> CostStatus:
+        if not self.billed:
+            return CostStatus.NOT_BILLED
+        return CostStatus.ESTIMATED if self._row else CostStatus.UNKNOWN_MODEL
+
+    # ---- tokens ----------------------------------------------------------------------------
+
+    def on_response_done(self, response_id: str, usage: Any) -> ResponseUsage | None:
+        """Record one response's reported usage once; a response without usage counts nothing."""
+        if not isinstance(usage, Mapping) or (response_id and response_id in self._seen):
+            return None
+        tokens = TokenUsage.from_reported(usage)
+        cost = tokens.cost(self._row[1]) if self._row else None
+        record = ResponseUsage(response_id, time.time(), tokens, cost)
+        self._seen.add(response_id)
+        self.responses.append(record)
+        return record
+
+    @property
+    def totals(self) -> TokenUsage:
+        total = TokenUsage()
+        for record in self.responses:
+            total = total + record.tokens
+        return total
+
+    @property
+    def cost_usd(self) -> float | None:
+        if not self._row:
+            return None
+        return sum(r.cost_usd or 0.0 for r in self.responses)
+
+    # ---- latency ---------------------------------------------------------------------------
+
+    def turn_started(self, turn_id: str, kind: TurnKind, at: float | None = None) -> None:
+        """A turn waits for its first output; a new voice turn replaces one that never got an answer."""
+        if kind == TurnKind.VOICE:
+            for stale in [t for t, (k, _) in self._open.items() if k == TurnKind.VOICE]:
+                del self._open[stale]
+        self._open[turn_id] = (kind, self._clock() if at is None else at)
+        while len(self._open) > MAX_OPEN_TURNS:
+            del self._open[next(iter(self._open))]
+
+    def first_output(self, turn_id: str, at: float | None = None) -> TurnLatency | None:
+        """The turn's first audio (voice) or text (typed) arrived; later outputs of the turn are ignored."""
+        opened = self._open.pop(turn_id, None)
+        if opened is None:
+            return None
+        kind, started = opened
+        latency = TurnLatency(turn_id, kind, max(0.0, (self._clock() if at is None else at) - started))
+        self.turns.append(latency)
+        return latency
+
+    def first_output_of(self, kind: TurnKind, at: float | None = None) -> list[TurnLatency]:
+        """Close every open turn of this kind (audio is not tied to a turn id: it answers the speech before it)."""
+        now = self._clock() if at is None else at
+        waiting = [t for t, (k, _) in self._open.items() if k == kind]
+        return [latency for t in waiting if (latency := self.first_output(t, now))]
+
+    def tool_finished(self, name: str, seconds: float) -> None:
+        self.tool_seconds.append((name, max(0.0, float(seconds))))
+
+    # ---- report ----------------------------------------------------------------------------
+
+    def latency(self) -> dict[str, Any]:
+        by_kind = {kind: [t.seconds for t in self.turns if t.kind == kind] for kind in TurnKind}
+        tools: dict[str, list[float]] = {}
+        for name, seconds in self.tool_seconds:
+            tools.setdefault(name, []).append(seconds)
+        return {
+            "voice_median_seconds": _median(by_kind[TurnKind.VOICE]),
+            "voice_turns": len(by_kind[TurnKind.VOICE]),
+            "typed_median_seconds": _median(by_kind[TurnKind.TYPED]),
+            "typed_turns": len(by_kind[TurnKind.TYPED]),
+            "tool_median_seconds": _median([s for _, s in self.tool_seconds]),
+            "tool_calls": len(self.tool_seconds),
+            "tools": {name: {"median_seconds": _median(v), "calls": len(v)} for name, v in tools.items()},
+            "turns": [{"turn_id": t.turn_id, "kind": str(t.kind), "seconds": round(t.seconds, 3)}
+                      for t in self.turns],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Totals, one row per response, and latency medians, as plain JSON-ready values."""
+        cost = self.cost_usd
+        return {
+            "model": self.model,
+            "price_model": self._row[0] if self._row else None,
+            "cost_status": str(self.cost_status),
+            "prices_as_of": self.prices.as_of if self._row else None,
+            "prices_source": self.prices.source if self._row else None,
+            "prices_problem": self.prices.problem or None,
+            "totals": {"responses": len(self.responses), **asdict(self.totals),
+                       "cost_usd": None if cost is None else round(cost, 6)},
+            "responses": [
+                {"response_id": r.response_id, "at": round(r.at, 3), **asdict(r.tokens),
+                 "cost_usd": None if r.cost_usd is None else round(r.cost_usd, 6)}
+                for r in self.responses
+            ],
+            "latency": self.latency(),
+        }
+
+
+def meter_for(provider: str, model: str, env: Mapping[str, str] = os.environ) -> UsageMeter:
+    """The meter a conversation with this provider needs: offline is never billed."""
+    if provider == "offline":
+        return UsageMeter(model, billed=False)
+    return UsageMeter(model, load_prices(env), price_model=env.get("REALTIME_PRICE_MODEL", "").strip())

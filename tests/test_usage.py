@@ -1,0 +1,176 @@
+"""Usage meter: totals are the sum of what the service reported, cost arithmetic, prices, latency medians."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conversation.usage import (
+    CostStatus,
+    Prices,
+    PriceTable,
+    TokenUsage,
+    TurnKind,
+    UsageMeter,
+    load_prices,
+    meter_for,
+)
+
+# Shaped like real `response.done.response.usage` payloads (GA), numbers chosen to make the arithmetic visible.
+FIRST = {
+    "total_tokens": 1300, "input_tokens": 1000, "output_tokens": 300,
+    "input_token_details": {"text_tokens": 600, "audio_tokens": 400, "cached_tokens": 500, "image_tokens": 0,
+                            "cached_tokens_details": {"text_tokens": 300, "audio_tokens": 200}},
+    "output_token_details": {"text_tokens": 100, "audio_tokens": 200},
+}
+SECOND = {
+    "total_tokens": 2050, "input_tokens": 1900, "output_tokens": 150,
+    "input_token_details": {"text_tokens": 1000, "audio_tokens": 900, "cached_tokens": 1000},
+    "output_token_details": {"text_tokens": 50, "audio_tokens": 100},
+}
+ROUND = Prices(text_in=1, cached_text_in=0.1, audio_in=10, cached_audio_in=0.5, text_out=2, audio_out=20)
+TABLE = PriceTable({"test-model": ROUND}, as_of="2026-11-25", source="test")
+
+
+def test_totals_are_the_sum_of_every_reported_response() -> None:
+    meter = UsageMeter("test-model", TABLE)
+    meter.on_response_done("resp_1", FIRST)
+    meter.on_response_done("resp_2", SECOND)
+    totals = meter.summary()["totals"]
+    assert totals["responses"] == 2
+    assert totals["input_tokens"] == 2900
+    assert totals["output_tokens"] == 450
+    assert totals["total_tokens"] == 3350
+    assert totals["cached_tokens"] == 1500
+    assert totals["input_audio_tokens"] == 1300
+    assert totals["output_audio_tokens"] == 300
+    assert [r["response_id"] for r in meter.summary()["responses"]] == ["resp_1", "resp_2"]
+
+
+def test_a_response_reported_twice_counts_once() -> None:
+    meter = UsageMeter("test-model", TABLE)
+    meter.on_response_done("resp_1", FIRST)
+    assert meter.on_response_done("resp_1", FIRST) is None
+    assert meter.totals.input_tokens == 1000
+
+
+def test_cost_prices_each_modality_and_the_cache_separately() -> None:
+    tokens = TokenUsage.from_reported(FIRST)
+    # text in: 300 uncached × 1 + 300 cached × 0.1; audio in: 200 × 10 + 200 × 0.5; out: 100 × 2 + 200 × 20
+    expected = (300 * 1 + 300 * 0.1 + 200 * 10 + 200 * 0.5 + 100 * 2 + 200 * 20) / 1_000_000
+    assert tokens.cost(ROUND) == pytest.approx(expected)
+    meter = UsageMeter("test-model", TABLE)
+    meter.on_response_done("resp_1", FIRST)
+    meter.on_response_done("resp_2", SECOND)
+    assert meter.summary()["totals"]["cost_usd"] == pytest.approx(
+        expected + TokenUsage.from_reported(SECOND).cost(ROUND), abs=1e-6)
+    assert meter.summary()["cost_status"] == CostStatus.ESTIMATED
+
+
+def test_cache_without_a_breakdown_is_split_like_the_input() -> None:
+    tokens = TokenUsage.from_reported(SECOND)  # 1000 text + 900 audio, 1000 cached
+    assert (tokens.cached_text_tokens, tokens.cached_audio_tokens) == (526, 474)
+
+
+def test_unknown_model_counts_tokens_and_says_cost_unknown() -> None:
+    meter = UsageMeter("my-azure-deployment", TABLE)
+    meter.on_response_done("resp_1", FIRST)
+    summary = meter.summary()
+    assert summary["totals"]["input_tokens"] == 1000
+    assert summary["totals"]["cost_usd"] is None
+    assert summary["responses"][0]["cost_usd"] is None
+    assert summary["cost_status"] == CostStatus.UNKNOWN_MODEL
+
+
+def test_partial_and_malformed_usage_is_tolerated() -> None:
+    meter = UsageMeter("test-model", TABLE)
+    meter.on_response_done("resp_1", {"input_tokens": 40, "output_tokens": 10})
+    meter.on_response_done("resp_2", {"input_tokens": "many", "output_token_details": None, "total_tokens": -3})
+    meter.on_response_done("resp_3", None)
+    meter.on_response_done("resp_4", {"input_tokens": 5, "input_token_details": {"cached_tokens": 99}})
+    totals = meter.summary()["totals"]
+    assert totals["responses"] == 3
+    assert (totals["input_tokens"], totals["output_tokens"], totals["total_tokens"]) == (45, 10, 55)
+    assert totals["cached_tokens"] == 5  # never more cached than there was input
+    # With no breakdown everything is priced as text.
+    assert totals["cost_usd"] == pytest.approx((40 * 1 + 10 * 2 + 5 * 0.1) / 1_000_000, abs=1e-6)
+
+
+def test_default_prices_know_the_realtime_models_and_their_snapshots() -> None:
+    table = load_prices({})
+    assert table.as_of
+    for model in ("gpt-realtime", "gpt-realtime-mini", "gpt-4o-realtime-preview", "gpt-4o-mini-realtime-preview"):
+        assert table.lookup(model) is not None, model
+    assert table.lookup("gpt-realtime-mini-2025-10-06")[0] == "gpt-realtime-mini"
+    assert table.lookup("gpt-realtime-2025-08-28")[0] == "gpt-realtime"
+    assert table.lookup("gpt-4o-realtime-preview-2024-12-17")[0] == "gpt-4o-realtime-preview"
+    assert table.lookup("GPT-Realtime")[0] == "gpt-realtime"
+    assert table.lookup("whisper-1") is None
+    price = table.lookup("gpt-realtime")[1]
+    assert price.audio_out > price.audio_in > price.text_out > price.text_in > price.cached_text_in
+
+
+def test_prices_file_overrides_and_a_bad_file_keeps_the_defaults(tmp_path) -> None:
+    good = tmp_path / "prices.json"
+    good.write_text(json.dumps({"as_of": "2030-01-01", "models": {"my-deploy": {
+        "text_in": 1, "cached_text_in": 0.1, "audio_in": 10, "cached_audio_in": 0.5, "text_out": 2, "audio_out": 20}}}))
+    table = load_prices({"REALTIME_PRICES_FILE": str(good)})
+    assert table.lookup("my-deploy")[1] == ROUND
+    assert table.lookup("gpt-realtime") is not None and table.as_of == "2030-01-01"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"models": {"x": {"text_in": "cheap"}}}')
+    fallback = load_prices({"REALTIME_PRICES_FILE": str(bad)})
+    assert fallback.lookup("gpt-realtime") is not None and "料金ファイル" in fallback.problem
+    missing = load_prices({"REALTIME_PRICES_FILE": str(tmp_path / "none.json")})
+    assert missing.problem and missing.lookup("gpt-realtime") is not None
+
+
+def test_price_model_names_the_row_for_an_azure_deployment() -> None:
+    meter = meter_for("azure", "voice-prod", {"REALTIME_PRICE_MODEL": "gpt-realtime-mini"})
+    meter.on_response_done("resp_1", FIRST)
+    assert meter.summary()["price_model"] == "gpt-realtime-mini"
+    assert meter.summary()["totals"]["cost_usd"] > 0
+
+
+def test_offline_reports_tokens_and_timings_but_no_cost() -> None:
+    meter = meter_for("offline", "offline-assistant", {})
+    meter.on_response_done("resp_1", FIRST)
+    meter.turn_started("t1", TurnKind.TYPED, at=10.0)
+    meter.first_output("t1", at=10.25)
+    summary = meter.summary()
+    assert summary["cost_status"] == CostStatus.NOT_BILLED and summary["totals"]["cost_usd"] is None
+    assert summary["latency"]["typed_median_seconds"] == 0.25
+
+
+def test_latency_medians_per_kind_and_per_tool() -> None:
+    meter = UsageMeter("test-model", TABLE)
+    for turn_id, start, end in (("a", 0.0, 0.5), ("b", 10.0, 10.9), ("c", 20.0, 20.7)):
+        meter.turn_started(turn_id, TurnKind.VOICE, at=start)
+        meter.first_output_of(TurnKind.VOICE, at=end)
+        meter.first_output_of(TurnKind.VOICE, at=end + 5)  # later audio of the same answer is not a new turn
+    meter.turn_started("typed", TurnKind.TYPED, at=30.0)
+    assert meter.first_output("typed", at=30.4).seconds == pytest.approx(0.4)
+    assert meter.first_output("typed", at=31.0) is None
+    for name, seconds in (("get_weather", 0.3), ("get_weather", 0.5), ("search_database", 20.0)):
+        meter.tool_finished(name, seconds)
+    latency = meter.summary()["latency"]
+    assert (latency["voice_median_seconds"], latency["voice_turns"]) == (0.7, 3)
+    assert (latency["typed_median_seconds"], latency["typed_turns"]) == (0.4, 1)
+    assert latency["tools"]["get_weather"] == {"median_seconds": 0.4, "calls": 2}
+    assert latency["tool_median_seconds"] == 0.5 and latency["tool_calls"] == 3
+
+
+def test_speech_that_got_no_answer_does_not_stretch_the_next_turn() -> None:
+    meter = UsageMeter("test-model", TABLE)
+    meter.turn_started("noise", TurnKind.VOICE, at=0.0)
+    meter.turn_started("speech", TurnKind.VOICE, at=60.0)
+    assert [t.turn_id for t in meter.first_output_of(TurnKind.VOICE, at=60.8)] == ["speech"]
+    assert meter.summary()["latency"]["voice_median_seconds"] == 0.8
+
+
+def test_empty_meter_summary_is_well_formed() -> None:
+    summary = UsageMeter("gpt-realtime", load_prices({})).summary()
+    assert summary["totals"]["input_tokens"] == 0 and summary["totals"]["cost_usd"] == 0
+    assert summary["latency"]["voice_median_seconds"] is None
+    json.dumps(summary)
