@@ -190,3 +190,22 @@ def to_markdown(record: Mapping[str, Any], status_labels: Mapping[str, str] | No
     lines += _usage_lines(record.get("usage"))
     lines += _latency_lines(record.get("usage"))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def usage_line(usage: Mapping[str, Any]) -> str:
+    """One compact line for the page: tokens, cost, and latency medians."""
+    t, latency = usage.get("totals", {}), usage.get("latency", {})
+    status = usage.get("cost_status")
+    cost = t.get("cost_usd")
+    if status == "not_billed":
+        price = "料金なし（オフライン）"
+    elif status == "estimated" and cost is not None:
+        price = f"約 ${cost:.4f}（推定）"
+    else:
+        price = "料金不明"
+    medians = [f"{name} {value:.2f} 秒" for name, key in (("音声", "voice"), ("テキスト", "typed"), ("ツール", "tool"))
+               if (value := latency.get(f"{key}_median_seconds")) is not None]
+    timing = "・".join(medians) if medians else "—"
+    return (f"**使用量:** 応答 {t.get('responses', 0)} 回・入力 {t.get('input_tokens', 0):,} トークン"
+            f"（キャッシュ {t.get('cached_tokens', 0):,}）・出力 {t.get('output_tokens', 0):,} トークン ｜ "
+            f"**料金:** {price} ｜ **応答時間（中央値）:** {timing}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conversation.export import conversation_record, to_json, to_markdown
+from conversation.export import conversation_record, to_json, to_markdown, usage_line
 from conversation.tool_runner import ToolCall
 from conversation.transcript import Item
 from conversation.usage import Prices, PriceTable, TurnKind, UsageMeter
@@ -90,3 +90,14 @@ def test_running_call_has_no_result_yet() -> None:
     record = conversation_record([], [running], None)
     assert record["tool_calls"][0]["result"] is None and record["tool_calls"][0]["seconds"] is None
     assert record["tool_calls"][0]["arguments"] == "not json"
+
+
+def test_usage_line_is_compact_and_says_what_is_known() -> None:
+    _, _, usage = conversation()
+    line = usage_line(usage)
+    assert "入力 1,200 トークン（キャッシュ 1,024）" in line and "出力 80 トークン" in line
+    assert "約 $0.0015（推定）" in line and "テキスト 0.60 秒" in line and "ツール 1.25 秒" in line
+    assert "音声" not in line.split("応答時間")[1]  # no voice turn yet: no made-up figure
+    assert "料金なし（オフライン）" in usage_line(UsageMeter("offline-assistant", billed=False).summary())
+    assert "料金不明" in usage_line(UsageMeter("voice-prod", PriceTable({})).summary())
+    assert "\n" not in line
