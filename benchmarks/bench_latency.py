@@ -66,7 +66,7 @@ async def tool_to_request(long_running: bool, trials: int = 15) -> list[float]:
         return {"ok": True}
 
     assistant = ScriptedAssistant({r"": lambda m: [call("quick")]})
-    server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(), speed=50.0)
+    server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(), speed=50.0, record=True)
     await server.start()
     session = Conversation(settings_for(server, "azure-ga"), tools=tools)
     session.start()

@@ -10,54 +10,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from audio import decode_pcm16, pcm_ms
-from realtime.dialect import to_wire_name
-from settings import Dialect
+from offline.streaming import Assistant, Call, ResponseContext, Say, Voice, new_id, stream_response
+from offline.usage import UsageMeter
+from offline.wire import GA_ONLY, Dialect, Event, input_setting, wire_name
 
-Event = dict[str, Any]
+__all__ = ["Assistant", "Call", "EngineConnection", "Event", "ResponseContext", "Say", "Transcriber",
+           "TurnDetector", "Voice", "parse_json"]
 
-
-@dataclass(frozen=True)
-class Say:
-    text: str
-
-
-@dataclass(frozen=True)
-class Call:
-    name: str
-    arguments: str
-    stream_seconds: float = 0.0  # how long the arguments take to stream (the service's take a while)
-
-
-@dataclass
-class ResponseContext:
-    """What an Assistant sees when asked to respond."""
-
-    items: list[Event]
-    tools: list[Event]
-    tool_choice: str
-    instructions: str
-
-    @property
-    def last(self) -> Event | None:
-        return self.items[-1] if self.items else None
-
-
-class Assistant(Protocol):
-    async def respond(self, context: ResponseContext) -> list[Say | Call]: ...
-
-
-class Voice(Protocol):
-    def synthesize(self, text: str) -> Iterator[tuple[str, np.ndarray]]:
-        """(sentence, 24 kHz PCM16) pairs that together say `text`."""
-        ...
+# Audio kept before speech starts beyond the prefix padding: the detector decides a frame or two late.
+PRE_SPEECH_SLACK_MS = 100
 
 
 class TurnDetector(Protocol):
@@ -68,10 +36,6 @@ class TurnDetector(Protocol):
 Transcriber = Callable[[np.ndarray], Awaitable[str | None]]
 
 
-def _id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:20]}"
-
-
 class ProtocolError(Exception):
     def __init__(self, code: str, message: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -80,7 +44,7 @@ class ProtocolError(Exception):
 
 @dataclass
 class EngineConnection:
-    """State of one connection; `emit` sends a GA-named event (renamed here for preview clients)."""
+    """State of one connection; `emit` takes a GA-named event and sends it in this connection's dialect."""
 
     dialect: Dialect
     emit_raw: Callable[[Event], Awaitable[None]]
@@ -90,6 +54,8 @@ class EngineConnection:
     transcriber: Transcriber | None = None
     audio_chunk_ms: int = 100
     speed: float = 4.0  # how much faster than real time audio is streamed (the service is faster too)
+    echo_metadata: bool = True  # response.create metadata echoed on the response (current API versions do)
+    usage: UsageMeter = field(default_factory=UsageMeter)
     config: Event = field(default_factory=dict)
     items: list[Event] = field(default_factory=list)
     buffer: list[np.ndarray] = field(default_factory=list)
@@ -97,11 +63,11 @@ class EngineConnection:
     speech_start_ms: int | None = None
     active: asyncio.Task | None = None
     audio_ms: dict[str, int] = field(default_factory=dict)
-    tasks: set[asyncio.Task] = field(default_factory=set)
 
     async def emit(self, event: Event) -> None:
-        event = {"event_id": _id("event"), **event, "type": to_wire_name(event["type"], self.dialect)}
-        await self.emit_raw(event)
+        if self.dialect == "preview" and event["type"] in GA_ONLY:
+            return
+        await self.emit_raw({"event_id": new_id("event"), **event, "type": wire_name(event["type"], self.dialect)})
 
     async def error(self, code: str, message: str, event_id: str | None = None, param: str | None = None) -> None:
         error = {"type": "invalid_request_error", "code": code, "message": message, "param": param,
@@ -109,7 +75,7 @@ class EngineConnection:
         await self.emit({"type": "error", "error": error})
 
     async def start(self) -> None:
-        await self.emit({"type": "session.created", "session": {"id": _id("sess"), "object": "realtime.session"}})
+        await self.emit({"type": "session.created", "session": {"id": new_id("sess"), "object": "realtime.session"}})
 
     async def handle(self, event: Event) -> None:
         handler = getattr(self, "on_" + event.get("type", "").replace(".", "_"), None)
@@ -122,14 +88,9 @@ class EngineConnection:
             await self.error(exc.code, str(exc), event.get("event_id"), exc.param)
 
     async def close(self) -> None:
-        for task in [*self.tasks, *([self.active] if self.active else [])]:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        if self.active is not None:
+            self.active.cancel()
+            await asyncio.gather(self.active, return_exceptions=True)
 
     # ---- session configuration -------------------------------------------------------------
 
@@ -150,11 +111,8 @@ class EngineConnection:
         self.config.update(session)
         await self.emit({"type": "session.updated", "session": self.config})
 
-    def _input(self, key: str) -> Any:
-        if self.dialect == "ga":
-            return self.config.get("audio", {}).get("input", {}).get(key)
-        return self.config.get({"turn_detection": "turn_detection",
-                                "transcription": "input_audio_transcription"}[key])
+    def _input(self, key: Any) -> Any:
+        return input_setting(self.config, self.dialect, key)
 
     # ---- input audio -----------------------------------------------------------------------
 
@@ -163,21 +121,28 @@ class EngineConnection:
             pcm = decode_pcm16(event["audio"])
         except (KeyError, ValueError) as exc:
             raise ProtocolError("invalid_value", f"audio must be base64 PCM16: {exc}", "audio") from None
+        vad = self._input("turn_detection")
+        if vad and self.detector is not None and self.speech_start_ms is None:
+            # Before speech starts only the prefix padding can end up in the turn: in silence keep no more.
+            self._keep_last_ms(int(vad.get("prefix_padding_ms", 300)) + PRE_SPEECH_SLACK_MS)
         self.buffer.append(pcm)
         self.buffer_ms += pcm_ms(pcm.size)
-        vad = self._input("turn_detection")
         if not vad or self.detector is None:
             return
         for kind, at_ms in self.detector.feed(pcm):
             if kind == "speech_started":
                 self.speech_start_ms = at_ms
                 await self.emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": at_ms,
-                                 "item_id": _id("item")})
+                                 "item_id": new_id("item")})
                 if vad.get("interrupt_response", True) and self.active:
                     self.active.cancel()
             elif kind == "speech_stopped":
                 await self.emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": at_ms})
                 await self._commit(respond=vad.get("create_response", True))
+
+    def _keep_last_ms(self, keep_ms: int) -> None:
+        while self.buffer and self.buffer_ms - pcm_ms(self.buffer[0].size) >= keep_ms:
+            self.buffer_ms -= pcm_ms(self.buffer.pop(0).size)
 
     async def on_input_audio_buffer_commit(self, event: Event) -> None:
         if self.buffer_ms < 100:
@@ -194,11 +159,12 @@ class EngineConnection:
         self.buffer, self.buffer_ms, self.speech_start_ms = [], 0, None
         if self.detector is not None:
             self.detector.reset()
-        item = {"id": _id("item"), "type": "message", "role": "user", "status": "completed",
+        item = {"id": new_id("item"), "type": "message", "role": "user", "status": "completed",
                 "content": [{"type": "input_audio", "transcript": None}]}
+        self.audio_ms[item["id"]] = pcm_ms(pcm.size)  # what the model hears of it (billed as input audio)
         previous = self.items[-1]["id"] if self.items else None
         await self.emit({"type": "input_audio_buffer.committed", "item_id": item["id"], "previous_item_id": previous})
-        await self._add_item(item)
+        await self.add_item(item)
         transcription = self._input("transcription")
         if transcription:
             await self._transcribe(item, pcm)
@@ -218,11 +184,11 @@ class EngineConnection:
 
     # ---- conversation items ----------------------------------------------------------------
 
-    async def _add_item(self, item: Event, previous: str | None = None) -> None:
+    async def add_item(self, item: Event, previous: str | None = None) -> None:
         previous = previous or (self.items[-1]["id"] if self.items else None)
         self.items.append(item)
         await self.emit({"type": "conversation.item.added", "previous_item_id": previous, "item": item})
-        if self.dialect == "ga":
+        if item.get("status") == "completed":  # a streamed item is done when its response says so
             await self.emit({"type": "conversation.item.done", "previous_item_id": previous, "item": item})
 
     async def on_conversation_item_create(self, event: Event) -> None:
@@ -241,9 +207,9 @@ class EngineConnection:
                 raise ProtocolError("invalid_type", "item.output must be a string", "item.output")
         if kind == "message" and item.get("role") not in ("user", "assistant", "system"):
             raise ProtocolError("invalid_value", "Invalid role", "item.role")
-        item.setdefault("id", _id("item"))
+        item.setdefault("id", new_id("item"))
         item["status"] = "completed"
-        await self._add_item(item, event.get("previous_item_id"))
+        await self.add_item(item, event.get("previous_item_id"))
 
     async def on_conversation_item_truncate(self, event: Event) -> None:
         item = next((i for i in self.items if i["id"] == event.get("item_id")), None)
@@ -271,7 +237,17 @@ class EngineConnection:
         if self.active:
             raise ProtocolError("conversation_already_has_active_response",
                                 "Conversation already has an active response in progress.")
-        self._start_response(event.get("response") or {})
+        options = event.get("response") or {}
+        # Each dialect rejects the other's response fields, as the service does.
+        foreign = ("modalities", "voice", "output_audio_format") if self.dialect == "ga" else ("output_modalities",
+                                                                                              "audio")
+        for key in foreign:
+            if key in options:
+                raise ProtocolError("unknown_parameter", f"Unknown parameter: 'response.{key}'.", f"response.{key}")
+        if self.dialect == "ga" and len(options.get("output_modalities") or []) > 1:
+            raise ProtocolError("invalid_value", "output_modalities must be either ['audio'] or ['text'].",
+                                "response.output_modalities")
+        self._start_response(options)
 
     async def on_response_cancel(self, event: Event) -> None:
         if not self.active:
@@ -279,12 +255,9 @@ class EngineConnection:
         self.active.cancel()
 
     def _start_response(self, options: Event) -> None:
-        self.active = asyncio.ensure_future(self._respond(options))
+        self.active = asyncio.ensure_future(stream_response(self, options))
 
-    async def _respond(self, options: Event) -> None:
-        from offline.streaming import stream_response  # keeps this module to the state machine
-
-        await stream_response(self, options)
+    def response_finished(self) -> None:
         self.active = None
 
     def context(self, options: Event) -> ResponseContext:

@@ -3,6 +3,8 @@
 It accepts the URLs the `openai` SDK builds for OpenAI GA (`/v1/realtime?model=`), Azure GA
 (`/openai/v1/realtime?model=`) and Azure preview (`/openai/realtime?api-version=&deployment=`),
 checks the key like the service does, and runs one blank EngineConnection per connection.
+Stand-in behaviours of the real service (no metadata echo, the session cap, network drops) and
+recording what each connection exchanged are opt-in, so the offline app keeps no history.
 """
 
 from __future__ import annotations
@@ -24,16 +26,16 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from audio import decode_pcm16
-from offline.engine import Assistant, EngineConnection, Event, TurnDetector, Voice, parse_json
-from offline.engine import Transcriber as TranscriberFn
-from settings import Dialect
+from offline.engine import Assistant, EngineConnection, Event, Transcriber, TurnDetector, Voice, parse_json
+from offline.usage import UsageMeter
+from offline.wire import Dialect
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ConnectionRecord:
-    """What one client connection sent, for tests and diagnostics."""
+    """What one client connection exchanged (kept only when the server records), for tests and diagnostics."""
 
     path: str
     dialect: Dialect
@@ -41,7 +43,7 @@ class ConnectionRecord:
     received: list[Event] = field(default_factory=list)
     received_at: list[float] = field(default_factory=list)  # time.time() of each received event
     audio: list[np.ndarray] = field(default_factory=list)
-    sent: list[Event] = field(default_factory=list)
+    sent: list[Event] = field(default_factory=list)  # as they went out on the wire
     session: EngineConnection | None = None
     connection: ServerConnection | None = None
 
@@ -69,30 +71,60 @@ def dialect_of(path: str, headers: Headers) -> Dialect | None:
     return None
 
 
+def cap_reason(seconds: float) -> str:
+    """The service's wording when it ends a session at its cap."""
+    span = f"{seconds / 60:g} minutes" if seconds >= 60 else f"{seconds:g} seconds"
+    return f"Your session hit the maximum duration of {span}."
+
+
 class RealtimeServer:
-    """Serve the Realtime protocol on 127.0.0.1; `make_assistant` etc. build each connection's parts."""
+    """Serve the Realtime protocol on 127.0.0.1; `make_assistant` etc. build each connection's parts.
+
+    Args:
+        record: keep every connection's events and decoded audio in `connections` (tests only: it grows).
+        echo_metadata: echo `response.create` metadata on response objects (False: like old preview versions).
+        session_max_seconds: end each session this long after it opens (error `session_expired`, close 1001).
+        drop_every_seconds: cut each connection this long after it opens, with no close handshake.
+        context_token_limit: the model's input window in tokens, where `session.truncation` starts dropping.
+    """
 
     def __init__(
         self,
         make_assistant: Callable[[], Assistant],
         make_voice: Callable[[], Voice],
         make_detector: Callable[[], TurnDetector | None],
-        transcriber: TranscriberFn | None = None,
+        transcriber: Transcriber | None = None,
         api_key: str | None = None,
         speed: float = 4.0,
+        *,
+        record: bool = False,
+        echo_metadata: bool = True,
+        session_max_seconds: float | None = None,
+        drop_every_seconds: float | None = None,
+        context_token_limit: int = 32_000,
     ) -> None:
         self._make_assistant, self._make_voice, self._make_detector = make_assistant, make_voice, make_detector
         self.transcriber = transcriber
         self.api_key = api_key
         self.speed = speed
+        self.record = record
+        self.echo_metadata = echo_metadata
+        self.session_max_seconds = session_max_seconds
+        self.drop_every_seconds = drop_every_seconds
+        self.context_token_limit = context_token_limit
         self.reject_status: int | None = None  # tests: answer every handshake with this HTTP status
-        self.connections: list[ConnectionRecord] = []
+        self.connections: list[ConnectionRecord] = []  # every connection so far, when recording
+        self._live: set[ServerConnection] = set()
         self._server: Server | None = None
         self.port = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._live)
 
     async def start(self, port: int = 0) -> None:
         self._server = await serve(self._handle, "127.0.0.1", port, process_request=self._check,
@@ -122,40 +154,69 @@ class RealtimeServer:
         assert request is not None
         dialect = dialect_of(request.path, request.headers) or "ga"
         record = ConnectionRecord(request.path, dialect, dict(request.headers.raw_items()), connection=connection)
-        self.connections.append(record)
+        if self.record:
+            self.connections.append(record)
 
         async def emit(event: Event) -> None:
-            record.sent.append(event)
+            message = json.dumps(event, ensure_ascii=False)
+            if self.record:
+                record.sent.append(json.loads(message))  # a snapshot: the engine mutates its items later
             with contextlib.suppress(Exception):
-                await connection.send(json.dumps(event, ensure_ascii=False))
+                await connection.send(message)
 
         session = EngineConnection(dialect, emit, self._make_assistant(), self._make_voice(), self._make_detector(),
-                                self.transcriber, speed=self.speed)
+                                   self.transcriber, speed=self.speed, echo_metadata=self.echo_metadata,
+                                   usage=UsageMeter(self.context_token_limit))
         record.session = session
+        self._live.add(connection)
+        timers = []
+        if self.session_max_seconds is not None:
+            timers.append(asyncio.ensure_future(self._expire(session, connection, self.session_max_seconds)))
+        if self.drop_every_seconds is not None:
+            timers.append(asyncio.ensure_future(self._drop_after(connection, self.drop_every_seconds)))
         await session.start()
         try:
             async for message in connection:
-                event = parse_json(message)
-                if event is None:
-                    await session.error("invalid_json", "The message is not a JSON object.")
-                    continue
-                record.received.append(event)
-                record.received_at.append(time.time())
-                if event.get("type") == "input_audio_buffer.append":
-                    with contextlib.suppress(ValueError):
-                        record.audio.append(decode_pcm16(event.get("audio", "")))
-                await session.handle(event)
+                await self._receive(record, session, message)
         except Exception:  # a broken client must not take the server down
             log.debug("connection ended", exc_info=True)
         finally:
+            self._live.discard(connection)
+            for timer in timers:
+                timer.cancel()
             await session.close()
+
+    async def _receive(self, record: ConnectionRecord, session: EngineConnection, message: str | bytes) -> None:
+        event = parse_json(message)
+        if event is None:
+            await session.error("invalid_json", "The message is not a JSON object.")
+            return
+        if self.record:
+            record.received.append(event)
+            record.received_at.append(time.time())
+            if event.get("type") == "input_audio_buffer.append":
+                with contextlib.suppress(ValueError):
+                    record.audio.append(decode_pcm16(event.get("audio", "")))
+        await session.handle(event)
+
+    @staticmethod
+    async def _expire(session: EngineConnection, connection: ServerConnection, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        reason = cap_reason(seconds)
+        await session.error("session_expired", reason)
+        with contextlib.suppress(Exception):
+            await connection.close(code=1001, reason=reason)
+
+    @staticmethod
+    async def _drop_after(connection: ServerConnection, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        connection.transport.abort()  # like a network drop: no close frame, the client sees 1006
 
     async def drop_all(self, code: int = 1011) -> None:
         """Close every live connection as a failing service would (tests of reconnect)."""
-        for record in self.connections:
-            if record.connection is not None:
-                with contextlib.suppress(Exception):
-                    await record.connection.close(code=code, reason="server restart")
+        for connection in list(self._live):
+            with contextlib.suppress(Exception):
+                await connection.close(code=code, reason="server restart")
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Wait until `predicate()` is truthy (tests); returns its value."""

@@ -36,7 +36,7 @@ class RunningApp:
 
 def scripted_server(assistant: ScriptedAssistant, api_key: str = "test-key-not-a-secret") -> RealtimeServer:
     server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
-                            api_key=api_key, speed=8.0)
+                            api_key=api_key, speed=8.0, record=True)
 
     async def transcribe(_pcm) -> str:
         return "こんにちは"

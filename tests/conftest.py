@@ -88,7 +88,7 @@ async def server(assistant: ScriptedAssistant):
         return srv.next_transcript  # type: ignore[attr-defined]
 
     srv = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
-                         transcriber=transcribe, api_key=API_KEY, speed=8.0)
+                         transcriber=transcribe, api_key=API_KEY, speed=8.0, record=True)
     srv.next_transcript = "こんにちは"  # type: ignore[attr-defined]
     await srv.start()
     yield srv

@@ -103,6 +103,7 @@ def app(request, weather) -> Iterator[BrowserApp]:
         # What `python app.py` runs without credentials (app.make_registry → start_offline_engine), with the
         # engine's server object kept so the test can see what the app sent it.
         server = build_offline_server()
+        server.record = True
         settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                     voice=VoiceSettings(), base_url=serve_in_thread(server) + "/v1")
         with running_app(settings=settings) as running:

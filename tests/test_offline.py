@@ -23,6 +23,7 @@ from settings import RealtimeSettings, load_settings
 @pytest.fixture(scope="module")
 def offline_app():
     engine = build_offline_server()
+    engine.record = True  # the tests read what the app sent
     url = serve_in_thread(engine)
     settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                 base_url=f"{url}/v1")
