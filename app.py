@@ -14,7 +14,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr
 from dotenv import load_dotenv
 
-from settings import RealtimeSettings, load_settings
+from settings import Settings, load_settings
+from tools import Toolbox
 from web.browsers import BrowserSessions
 from web.ice import ice_servers
 from web.page import build_ui
@@ -22,70 +23,56 @@ from web.page import build_ui
 log = logging.getLogger("app")
 
 
-def env_number(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, "") or default)
-    except ValueError:
-        log.warning("%s is not a number; using %s", name, default)
-        return default
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    on_space = bool(os.environ.get("SPACE_ID"))
     parser = argparse.ArgumentParser(description="リアルタイム音声アシスタント（Azure OpenAI / OpenAI Realtime API）")
-    default_host = os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_space else "127.0.0.1")
-    parser.add_argument("--host", default=default_host)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT") or 7860))
+    # No defaults here: unset flags fall back to the settings (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT).
+    parser.add_argument("--host", help="待ち受けるアドレス（既定 127.0.0.1、Space では 0.0.0.0）")
+    parser.add_argument("--port", type=int, help="待ち受けるポート（既定 7860）")
     parser.add_argument("--share", action="store_true", help="Gradio の共有リンクを発行する")
     parser.add_argument("--debug", action="store_true", help="プロトコルのイベント種別と時刻をログに出す")
     return parser.parse_args(argv)
 
 
-def auth_from_env() -> tuple[str, str] | None:
-    """Gradio login from APP_USERNAME / APP_PASSWORD (both needed)."""
-    user, password = os.environ.get("APP_USERNAME", ""), os.environ.get("APP_PASSWORD", "")
-    return (user, password) if user and password else None
-
-
-def make_registry(settings: RealtimeSettings, debug: bool) -> BrowserSessions:
-    if settings.provider == "offline" and not settings.base_url:
+def make_registry(settings: Settings, debug: bool) -> BrowserSessions:
+    realtime = settings.realtime
+    if realtime.provider == "offline" and not realtime.base_url:
         from offline.runtime import start_offline_engine
 
-        settings = settings.with_base_url(start_offline_engine())
-    idle = env_number("SESSION_IDLE_TIMEOUT_SECONDS", 600)
-    return BrowserSessions(lambda: settings, idle_timeout=idle, debug=debug)
+        realtime = realtime.with_base_url(start_offline_engine())
+    return BrowserSessions(lambda: realtime, tools=Toolbox.from_settings(settings), idle_timeout=settings.idle_timeout,
+                           debug=debug)
 
 
-def create_app(settings: RealtimeSettings | None = None, host: str = "127.0.0.1", share: bool = False,
+def create_app(settings: Settings, host: str = "127.0.0.1", share: bool = False,
                debug: bool = False) -> tuple[gr.Blocks, BrowserSessions]:
-    settings = settings or load_settings()
     registry = make_registry(settings, debug)
-    rtc, server_rtc = ice_servers(host, share)
+    rtc, server_rtc = ice_servers(host, share, settings.turn, settings.on_space)
     demo = build_ui(
-        registry, settings, rtc, server_rtc,
-        max_voice_sessions=int(env_number("MAX_VOICE_SESSIONS", 4)),
-        voice_time_limit=env_number("VOICE_SESSION_TIME_LIMIT_SECONDS", 900),
+        registry, settings.realtime, rtc, server_rtc,
+        max_voice_sessions=settings.max_voice_sessions,
+        voice_time_limit=settings.voice_time_limit,
     )
     return demo, registry
 
 
 def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
-    load_dotenv(".env", override=False)  # before the flags: GRADIO_SERVER_NAME/PORT may come from .env
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "websockets", "aioice", "aiortc", "openai", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    settings = load_settings()
-    log.info("provider: %s", settings.label)
-    demo, _registry = create_app(settings, args.host, args.share, args.debug)
+    load_dotenv(".env", override=False)  # the environment wins over .env
+    settings = load_settings()  # the only read of the environment; everything below gets what it needs
+    host, port = args.host or settings.host, args.port or settings.port
+    log.info("provider: %s", settings.realtime.label)
+    demo, _registry = create_app(settings, host, args.share, args.debug)
     demo.queue(default_concurrency_limit=None)
-    auth = auth_from_env()
+    auth = settings.login
     if args.share and auth is None:
         log.warning("共有リンクにログインが設定されていません。リンクを知っている人は誰でもあなたの API 枠を使えます。"
                     "APP_USERNAME と APP_PASSWORD を設定してください。")
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
+    demo.launch(server_name=host, server_port=port, share=args.share, prevent_thread_lock=True,
                 auth=auth, max_file_size="1mb")
     if args.share and not demo.share_url:
         # Gradio catches a failed tunnel itself (English message, no exception): say it plainly, keep serving.

@@ -1,12 +1,17 @@
-"""Settings read from `.env` and the environment: which realtime service to use and how to talk."""
+"""Settings read once from the environment (after `.env` is loaded in `main`): connection, voice, tools, server."""
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
-from dotenv import load_dotenv
+log = logging.getLogger(__name__)
 
 Provider = Literal["azure", "openai", "offline", "none"]
 Dialect = Literal["ga", "preview"]
@@ -20,6 +25,8 @@ DEFAULT_INSTRUCTIONS = (
     "ありますか？」のように伝え、結果を待たずに会話を続けてください。結果が届いたら要点を短く伝えてください。"
     "音声で聞きやすいよう、一度の返答は二、三文にまとめてください。"
 )
+# Outside the repo on purpose: a runtime DB must never end up in a commit.
+DEFAULT_SEARCH_DB = Path(tempfile.gettempdir()) / "voice-assistant" / "knowledge.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -64,66 +71,137 @@ class RealtimeSettings:
         return replace(self, base_url=base_url)
 
 
-MISSING_CREDENTIALS_MESSAGE = (
-    "Realtime API の認証情報が設定されていません。`.env` に AZURE_OPENAI_ENDPOINT / AZURE_OPENAI_API_KEY / "
-    "AZURE_OPENAI_DEPLOYMENT（または OPENAI_API_KEY）を設定してください。"
-)
+@dataclass(frozen=True)
+class TurnSettings:
+    """Credentials for a TURN server (voice across networks); secrets stay out of repr."""
+
+    hf_token: str = field(default="", repr=False)
+    cloudflare_key_id: str = ""
+    cloudflare_key_token: str = field(default="", repr=False)
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = field(default="", repr=False)
 
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, "").strip() or default
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app is configured with. `Settings()` is the all-defaults configuration."""
+
+    realtime: RealtimeSettings = field(default_factory=lambda: RealtimeSettings(provider="none"))
+    # Tools
+    tool_timeout: float = 60.0  # seconds a call may run; a tool's own `timeout=` wins
+    search_latency: float = 20.0  # the original app's slow database, kept so the async flow is visible
+    search_db_path: Path = DEFAULT_SEARCH_DB
+    forecast_url: str | None = None  # None: Open-Meteo's public API
+    geocoding_url: str | None = None
+    # Browser sessions and voice
+    idle_timeout: float = 600.0
+    max_voice_sessions: int = 4
+    voice_time_limit: float = 900.0
+    # Serving
+    login: tuple[str, str] | None = field(default=None, repr=False)
+    host: str = "127.0.0.1"
+    port: int = 7860
+    on_space: bool = False
+    turn: TurnSettings = field(default_factory=TurnSettings)
 
 
-def _float(name: str, default: float) -> float:
-    try:
-        return float(_env(name, str(default)))
-    except ValueError:
-        return default
+class _Environment:
+    """Reads named values with one rule: empty means unset, and a bad number is a warning and the default."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str, default: str = "") -> str:
+        return self._environ.get(name, "").strip() or default
+
+    def number(self, name: str, default: float, minimum: float = 0.0, maximum: float = math.inf) -> float:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not minimum <= value <= maximum:  # NaN fails this too
+            bounds = f"{minimum:g}〜{maximum:g}" if maximum < math.inf else f"{minimum:g} 以上"
+            log.warning("%s の値「%s」は %s の数値ではないため、既定値 %g を使います"
+                        " (%s=%r is not a number in range; using %g)", name, raw, bounds, default, name, raw, default)
+            return default
+        return value
 
 
-def load_voice_settings() -> VoiceSettings:
+def _voice_settings(env: _Environment) -> VoiceSettings:
     base = VoiceSettings()
     return VoiceSettings(
-        instructions=_env("REALTIME_INSTRUCTIONS", base.instructions),
-        voice=_env("REALTIME_VOICE", base.voice),
-        transcription_model=_env("TRANSCRIPTION_MODEL", base.transcription_model),
-        transcription_language=_env("TRANSCRIPTION_LANGUAGE", base.transcription_language),
-        vad_threshold=_float("VAD_THRESHOLD", base.vad_threshold),
-        vad_silence_ms=int(_float("VAD_SILENCE_MS", base.vad_silence_ms)),
-        vad_prefix_padding_ms=int(_float("VAD_PREFIX_PADDING_MS", base.vad_prefix_padding_ms)),
+        instructions=env.text("REALTIME_INSTRUCTIONS", base.instructions),
+        voice=env.text("REALTIME_VOICE", base.voice),
+        transcription_model=env.text("TRANSCRIPTION_MODEL", base.transcription_model),
+        transcription_language=env.text("TRANSCRIPTION_LANGUAGE", base.transcription_language),
+        vad_threshold=env.number("VAD_THRESHOLD", base.vad_threshold, maximum=1.0),
+        vad_silence_ms=int(env.number("VAD_SILENCE_MS", base.vad_silence_ms)),
+        vad_prefix_padding_ms=int(env.number("VAD_PREFIX_PADDING_MS", base.vad_prefix_padding_ms)),
     )
 
 
-def load_settings(env_file: str | None = ".env") -> RealtimeSettings:
+def _realtime_settings(env: _Environment) -> RealtimeSettings:
     """Pick the provider: an explicit REALTIME_PROVIDER, else Azure, else OpenAI, else offline."""
-    if env_file:
-        load_dotenv(env_file, override=False)
-    voice = load_voice_settings()
-    explicit = _env("REALTIME_PROVIDER").lower()
-    azure_ready = all(_env(n) for n in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_DEPLOYMENT"))
-    provider = explicit or ("azure" if azure_ready else "openai" if _env("OPENAI_API_KEY") else "offline")
+    voice = _voice_settings(env)
+    explicit = env.text("REALTIME_PROVIDER").lower()
+    azure = [env.text(n) for n in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_DEPLOYMENT")]
+    provider = explicit or ("azure" if all(azure) else "openai" if env.text("OPENAI_API_KEY") else "offline")
     if provider == "azure":
-        version = _env("AZURE_OPENAI_API_VERSION", "v1")
+        version = env.text("AZURE_OPENAI_API_VERSION", "v1")
         return RealtimeSettings(
             provider="azure",
             dialect="ga" if version in ("v1", "ga", "GA") else "preview",
-            model=_env("AZURE_OPENAI_DEPLOYMENT"),
-            endpoint=_env("AZURE_OPENAI_ENDPOINT"),
+            model=env.text("AZURE_OPENAI_DEPLOYMENT"),
+            endpoint=env.text("AZURE_OPENAI_ENDPOINT"),
             api_version=version,
-            api_key=_env("AZURE_OPENAI_API_KEY"),
+            api_key=env.text("AZURE_OPENAI_API_KEY"),
             voice=voice,
         )
     if provider == "openai":
         return RealtimeSettings(
             provider="openai",
-            model=_env("OPENAI_REALTIME_MODEL", "gpt-realtime"),
-            api_key=_env("OPENAI_API_KEY"),
-            base_url=_env("OPENAI_BASE_URL"),
+            model=env.text("OPENAI_REALTIME_MODEL", "gpt-realtime"),
+            api_key=env.text("OPENAI_API_KEY"),
+            base_url=env.text("OPENAI_BASE_URL"),
             voice=voice,
         )
     if provider == "offline":
         return RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline", voice=voice)
     return RealtimeSettings(provider="none", voice=voice)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting from `environ` (default: the process environment, `.env` already loaded)."""
+    env = _Environment(os.environ if environ is None else environ)
+    base = Settings()
+    user, password = env.text("APP_USERNAME"), env.text("APP_PASSWORD")
+    on_space = bool(env.text("SPACE_ID"))
+    search_db = env.text("SEARCH_DB_PATH")
+    return Settings(
+        realtime=_realtime_settings(env),
+        tool_timeout=env.number("TOOL_TIMEOUT_SECONDS", base.tool_timeout, minimum=0.1),
+        search_latency=env.number("SEARCH_LATENCY_SECONDS", base.search_latency),
+        search_db_path=Path(search_db) if search_db else base.search_db_path,
+        forecast_url=env.text("OPEN_METEO_FORECAST_URL") or None,
+        geocoding_url=env.text("OPEN_METEO_GEOCODING_URL") or None,
+        idle_timeout=env.number("SESSION_IDLE_TIMEOUT_SECONDS", base.idle_timeout, minimum=1.0),
+        max_voice_sessions=int(env.number("MAX_VOICE_SESSIONS", base.max_voice_sessions, minimum=1)),
+        voice_time_limit=env.number("VOICE_SESSION_TIME_LIMIT_SECONDS", base.voice_time_limit, minimum=1.0),
+        login=(user, password) if user and password else None,
+        host=env.text("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else base.host),
+        port=int(env.number("GRADIO_SERVER_PORT", base.port, minimum=1, maximum=65535)),
+        on_space=on_space,
+        turn=TurnSettings(
+            hf_token=env.text("HF_TOKEN"),
+            cloudflare_key_id=env.text("CLOUDFLARE_TURN_KEY_ID"),
+            cloudflare_key_token=env.text("CLOUDFLARE_TURN_KEY_API_TOKEN"),
+            twilio_account_sid=env.text("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=env.text("TWILIO_AUTH_TOKEN"),
+        ),
+    )
 
 
 def missing_settings(settings: RealtimeSettings) -> list[str]:
@@ -140,8 +218,3 @@ def missing_settings(settings: RealtimeSettings) -> list[str]:
     if settings.provider == "none":
         return ["AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_DEPLOYMENT"]
     return []
-
-
-def tool_timeout() -> float:
-    """Seconds a tool call may run before it ends as タイムアウト (TOOL_TIMEOUT_SECONDS, default 60)."""
-    return max(0.1, _float("TOOL_TIMEOUT_SECONDS", 60.0))

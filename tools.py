@@ -2,26 +2,50 @@
 
 The JSON schema the model sees comes from the signature, type hints and docstring (pydantic
 derives it), and the model's arguments are validated against it before the function runs.
+A parameter annotated `ToolContext` is not an argument: the runner passes the app's context there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
-import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from services.knowledge import default_knowledge_base
+from services.knowledge import KnowledgeBase, knowledge_base
 from services.weather import WeatherError, WeatherService
+from settings import Settings
+
+SUMMARY_CHARS = 80
 
 
 class ToolError(Exception):
     """A failure whose message is meant for the model and the user (Japanese, no internals)."""
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What tools run with: clients and knobs built once per app from the settings."""
+
+    weather: WeatherService
+    knowledge: KnowledgeBase
+    search_latency: float = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ToolContext:
+        return cls(WeatherService(settings.forecast_url, settings.geocoding_url),
+                   knowledge_base(settings.search_db_path), settings.search_latency)
+
+
+def plain_summary(result: Any) -> str:
+    """The default one-line summary: the result's text, cut short."""
+    text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False, default=str)
+    return text[:SUMMARY_CHARS]
 
 
 @dataclass(frozen=True)
@@ -32,6 +56,8 @@ class Tool:
     function: Callable[..., Awaitable[Any]]
     long_running: bool
     timeout: float | None
+    summary: Callable[[Any], str] = plain_summary  # the status table's one line for a result
+    context_parameter: str | None = None  # where the function takes the ToolContext, if it does
 
     def schema(self) -> dict[str, Any]:
         """The `tools` entry of `session.update`."""
@@ -55,29 +81,59 @@ class Tool:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '引数'}: {e['msg']}" for e in exc.errors())
             raise ToolError(f"引数が不正です: {problems}") from None
 
+    def summarize(self, result: Any) -> str:
+        """The status table's line for a result; a summary that trips over an odd result falls back to text."""
+        try:
+            return self.summary(result)
+        except (LookupError, TypeError, AttributeError, ValueError):
+            return plain_summary(result)
+
+    async def run(self, arguments: dict[str, Any], context: ToolContext) -> Any:
+        """Call the function with validated arguments (and the context, if it asks for it)."""
+        if self.context_parameter:
+            arguments = {**arguments, self.context_parameter: context}
+        return await self.function(**arguments)
+
+
+ToolFunction = Callable[..., Awaitable[Any]]
+
 
 class ToolRegistry:
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
 
     def tool(
-        self, *, long_running: bool = False, timeout: float | None = None
-    ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
-        """Register an async function as a tool (`long_running` ones answer later, in the background)."""
+        self, *, long_running: bool = False, timeout: float | None = None,
+        summary: Callable[[Any], str] = plain_summary,
+    ) -> Callable[[ToolFunction], ToolFunction]:
+        """Register an async function as a tool.
 
-        def register(function: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        Args:
+            long_running: answer "started" at once and tell the result later, in the background.
+            timeout: seconds this tool may run (default: the app's TOOL_TIMEOUT_SECONDS).
+            summary: turns a result into the status table's one line (default: its text, cut short).
+        """
+
+        def register(function: ToolFunction) -> ToolFunction:
             if not inspect.iscoroutinefunction(function):
                 raise TypeError(f"tool {function.__name__} must be async")
+            try:
+                hints = get_type_hints(function, include_extras=True)
+            except NameError:  # a name only the function's own scope knows: pydantic resolves what it can
+                hints = function.__annotations__
             fields: dict[str, Any] = {}
+            context_parameter = None
             for name, param in inspect.signature(function).parameters.items():
-                annotation = function.__annotations__.get(name, str)
+                annotation = hints.get(name, str)
+                if annotation is ToolContext:
+                    context_parameter = name  # supplied by the runner, never by the model
+                    continue
                 default = ... if param.default is inspect.Parameter.empty else param.default
                 fields[name] = (annotation, default)
             model = create_model(f"{function.__name__}_arguments", **fields)
             description = inspect.cleandoc(function.__doc__ or function.__name__)
-            self._tools[function.__name__] = Tool(
-                function.__name__, description, model, function, long_running, timeout
-            )
+            self._tools[function.__name__] = Tool(function.__name__, description, model, function, long_running,
+                                                  timeout, summary, context_parameter)
             return function
 
         return register
@@ -88,26 +144,48 @@ class ToolRegistry:
     def schemas(self) -> list[dict[str, Any]]:
         return [tool.schema() for tool in self._tools.values()]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tool]:
         return iter(self._tools.values())
+
+
+@dataclass(frozen=True)
+class Toolbox:
+    """The tools one app offers and what they run with; built once per app, shared by its conversations."""
+
+    registry: ToolRegistry
+    context: ToolContext
+    timeout: float = 60.0  # per call, unless the tool sets its own
+
+    @classmethod
+    def from_settings(cls, settings: Settings, tools: ToolRegistry | None = None) -> Toolbox:
+        return cls(tools or registry, ToolContext.from_settings(settings), settings.tool_timeout)
+
+    def get(self, name: str) -> Tool | None:
+        return self.registry.get(name)
+
+    def schemas(self) -> list[dict[str, Any]]:
+        return self.registry.schemas()
 
 
 registry = ToolRegistry()
 tool = registry.tool
 
-_weather: dict[tuple[str, str], WeatherService] = {}
+
+@functools.cache
+def default_toolbox() -> Toolbox:
+    """The built-in tools with default settings, for a conversation made outside the app (benchmarks, tests)."""
+    return Toolbox.from_settings(Settings())
 
 
-def weather_service() -> WeatherService:
-    """One service (with its cache) per configured pair of Open-Meteo URLs."""
-    key = (os.environ.get("OPEN_METEO_FORECAST_URL", ""), os.environ.get("OPEN_METEO_GEOCODING_URL", ""))
-    if key not in _weather:
-        _weather[key] = WeatherService()
-    return _weather[key]
+def weather_summary(result: dict[str, Any]) -> str:
+    t_max, t_min = result.get("temperature_max"), result.get("temperature_min")
+    temps = f" {t_max}℃/{t_min}℃" if t_max is not None and t_min is not None else ""
+    return f"{result.get('place', '')} {result.get('date', '')} {result.get('weather', '')}{temps}"
 
 
-@tool()
+@tool(summary=weather_summary)
 async def get_weather(
+    context: ToolContext,
     location: Annotated[str, Field(description="場所の名前（例: 東京、大阪、札幌、Tokyo、パリ）")],
     day: Annotated[
         str,
@@ -116,25 +194,24 @@ async def get_weather(
 ) -> dict[str, Any]:
     """指定した場所の天気予報（天気、最高・最低気温、降水確率、今日なら現在の気温）を取得します。"""
     try:
-        return await weather_service().forecast(location, day)
+        return await context.weather.forecast(location, day)
     except WeatherError as exc:
         raise ToolError(str(exc)) from None
 
 
-def search_latency() -> float:
-    try:
-        return max(0.0, float(os.environ.get("SEARCH_LATENCY_SECONDS", "20")))
-    except ValueError:
-        return 20.0
+def search_summary(result: dict[str, Any]) -> str:
+    hits = result.get("hits") or []
+    titles = "、".join(h.get("title", "") for h in hits[:2])
+    return f"{result.get('total', len(hits))}件: {titles}" if hits else "該当なし"
 
 
-@tool(long_running=True)
+@tool(long_running=True, summary=search_summary)
 async def search_database(
+    context: ToolContext,
     query: Annotated[str, Field(min_length=1, description="検索する話題やキーワード（例: 機械学習、音声認識）")],
     limit: Annotated[int, Field(ge=1, le=10, description="返す記事の最大数")] = 3,
 ) -> dict[str, Any]:
     """社内ナレッジベース（AI・機械学習・データサイエンスなどの記事）を全文検索します。時間のかかる処理です。"""
-    result = await asyncio.to_thread(default_knowledge_base().search, query, limit)
-    await asyncio.sleep(search_latency())  # the original app's slow database, kept so the async flow is visible
+    result = await asyncio.to_thread(context.knowledge.search, query, limit)
+    await asyncio.sleep(context.search_latency)  # the original app's slow database, kept so the flow is visible
     return result.to_dict()
-

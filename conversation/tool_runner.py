@@ -12,14 +12,22 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
-from tools import ToolError, ToolRegistry
+from tools import Toolbox, ToolError
 
 log = logging.getLogger(__name__)
 
-CallStatus = Literal["実行中", "完了", "失敗", "タイムアウト", "キャンセル"]
-DEFAULT_TIMEOUT = 60.0
+
+class CallStatus(StrEnum):
+    """Where a call stands; the UI owns the words shown for each."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
 
 
 @dataclass
@@ -29,7 +37,7 @@ class ToolCall:
     arguments: str
     causes: set[str] = field(default_factory=set)
     long_running: bool = False
-    status: CallStatus = "実行中"
+    status: CallStatus = CallStatus.RUNNING
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     summary: str = ""
@@ -39,39 +47,23 @@ class ToolCall:
         return (self.finished_at or now or time.time()) - self.started_at
 
 
-def summarize(result: Any) -> str:
-    """A one-line Japanese summary of a tool result for the status table."""
-    if isinstance(result, dict):
-        if "hits" in result:
-            titles = "、".join(h.get("title", "") for h in result["hits"][:2])
-            return f"{result.get('total', len(result['hits']))}件: {titles}" if result["hits"] else "該当なし"
-        if "weather" in result:
-            t_max, t_min = result.get("temperature_max"), result.get("temperature_min")
-            temps = f" {t_max}℃/{t_min}℃" if t_max is not None and t_min is not None else ""
-            return f"{result.get('place', '')} {result.get('date', '')} {result['weather']}{temps}"
-    text = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
-    return text[:80]
-
-
 class ToolRunner:
     """Starts calls, enforces timeouts, and reports each call's single end."""
 
     def __init__(
         self,
-        registry: ToolRegistry,
+        tools: Toolbox,
         on_change: Callable[[ToolCall], None],
         on_end: Callable[[ToolCall], Awaitable[None]],
-        default_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self._registry = registry
+        self._tools = tools
         self._on_change = on_change
         self._on_end = on_end
-        self._default_timeout = default_timeout
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.calls: dict[str, ToolCall] = {}
 
     def is_long_running(self, name: str) -> bool:
-        tool = self._registry.get(name)
+        tool = self._tools.get(name)
         return bool(tool and tool.long_running)
 
     def start(self, call_id: str, name: str, arguments: str, causes: set[str]) -> ToolCall | None:
@@ -86,7 +78,7 @@ class ToolRunner:
 
     def skip(self, call_id: str, name: str, arguments: str) -> ToolCall:
         """A call from a cancelled response: not run, but recorded and answered as cancelled."""
-        call = ToolCall(call_id, name, arguments, status="キャンセル", finished_at=time.time())
+        call = ToolCall(call_id, name, arguments, status=CallStatus.CANCELLED, finished_at=time.time())
         call.summary = "応答が中断されたため実行しませんでした"
         call.output = json.dumps({"status": "cancelled", "reason": "response interrupted"}, ensure_ascii=False)
         self.calls[call_id] = call
@@ -94,27 +86,27 @@ class ToolRunner:
         return call
 
     async def _run(self, call: ToolCall) -> None:
-        tool = self._registry.get(call.name)
-        timeout = (tool.timeout if tool and tool.timeout else None) or self._default_timeout
+        tool = self._tools.get(call.name)
+        timeout = (tool.timeout if tool and tool.timeout else None) or self._tools.timeout
         try:
             if tool is None:
                 raise ToolError(f"「{call.name}」というツールはありません。")
             arguments = tool.parse(call.arguments)
             async with asyncio.timeout(timeout):
-                result = await tool.function(**arguments)
-            self._finish(call, "完了", {"status": "completed", "result": result}, summarize(result))
+                result = await tool.run(arguments, self._tools.context)
+            self._finish(call, CallStatus.DONE, {"status": "completed", "result": result}, tool.summarize(result))
         except ToolError as exc:
-            self._finish(call, "失敗", {"status": "failed", "error": str(exc)}, str(exc))
+            self._finish(call, CallStatus.FAILED, {"status": "failed", "error": str(exc)}, str(exc))
         except TimeoutError:
             message = f"{timeout:g}秒以内に終わらなかったため中止しました。"
-            self._finish(call, "タイムアウト", {"status": "timeout", "error": message}, message)
+            self._finish(call, CallStatus.TIMEOUT, {"status": "timeout", "error": message}, message)
         except asyncio.CancelledError:
-            self._finish(call, "キャンセル", {"status": "cancelled"}, "セッション終了のため中止しました")
+            self._finish(call, CallStatus.CANCELLED, {"status": "cancelled"}, "セッション終了のため中止しました")
             raise
         except Exception as exc:  # a bug in a tool must fail that call, not the session
             log.exception("tool %s crashed", call.name)
             message = f"ツールの実行中にエラーが発生しました（{type(exc).__name__}）。"
-            self._finish(call, "失敗", {"status": "failed", "error": message}, message)
+            self._finish(call, CallStatus.FAILED, {"status": "failed", "error": message}, message)
         finally:
             self._tasks.pop(call.call_id, None)
         await self._on_end(call)

@@ -8,7 +8,6 @@ import hashlib
 import os
 import re
 import sqlite3
-import tempfile
 import threading
 import time
 import unicodedata
@@ -235,14 +234,13 @@ class KnowledgeBase:
         return conn.execute(f"{sql} ORDER BY score DESC, a.id LIMIT :limit", params).fetchall(), match
 
 
+ARTICLES_DIR = Path(__file__).resolve().parent.parent / "data" / "knowledge"
+
+
 @functools.cache
-def _shared(db_path: Path, source_dir: Path) -> KnowledgeBase:
-    # One instance per path, so callers share the build lock and the fast-path fingerprint.
-    return KnowledgeBase(db_path, source_dir)
+def knowledge_base(db_path: Path, source_dir: Path = ARTICLES_DIR) -> KnowledgeBase:
+    """The knowledge base kept in `db_path`, built from the repo's articles.
 
-
-def default_knowledge_base() -> KnowledgeBase:
-    # Default DB lives outside the repo on purpose: a runtime DB must never end up in a commit.
-    env = os.environ.get("SEARCH_DB_PATH")
-    db = Path(env) if env else Path(tempfile.gettempdir()) / "voice-assistant" / "knowledge.sqlite3"
-    return _shared(db, Path(__file__).resolve().parent.parent / "data" / "knowledge")
+    One instance per path, so every caller shares the build lock and the fast-path fingerprint.
+    """
+    return KnowledgeBase(Path(db_path), source_dir)

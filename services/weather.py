@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
 import time
 import unicodedata
 from typing import Any
@@ -168,9 +167,8 @@ class WeatherService:
         timeout: float = 5.0,
         cache_ttl: float = 600.0,
     ) -> None:
-        env = os.environ.get  # read now, so tests and the app can point it at another server
-        self.forecast_url = forecast_url or env("OPEN_METEO_FORECAST_URL") or DEFAULT_FORECAST_URL
-        self.geocoding_url = geocoding_url or env("OPEN_METEO_GEOCODING_URL") or DEFAULT_GEOCODING_URL
+        self.forecast_url = forecast_url or DEFAULT_FORECAST_URL
+        self.geocoding_url = geocoding_url or DEFAULT_GEOCODING_URL
         self.timeout = timeout
         self._forecasts = _TTLCache(cache_ttl)
         self._places = _TTLCache(cache_ttl)

@@ -6,7 +6,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from conftest import ScriptedAssistant, ToneVoice, eventually, settings_for
 from webrtc_client import VoiceClient
@@ -16,7 +16,7 @@ from conversation.conversation import Conversation
 from offline.runtime import serve_in_thread
 from offline.server import RealtimeServer
 from offline.speech import EnergyTurnDetector
-from settings import RealtimeSettings
+from settings import RealtimeSettings, load_settings
 from web.browsers import BrowserSessions
 
 
@@ -55,7 +55,8 @@ def running_app(flavour: str = "azure-ga", assistant: ScriptedAssistant | None =
         server = scripted_server(assistant)
         serve_in_thread(server)
         settings = settings_for(server, flavour)
-    demo, registry = create_app(settings, host="127.0.0.1")
+    # The rest of the settings as `python app.py` reads them, so a test can set them in the environment first.
+    demo, registry = create_app(replace(load_settings(), realtime=settings), host="127.0.0.1")
     demo.queue(default_concurrency_limit=None)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch)

@@ -89,6 +89,7 @@ def weather():
     with serve_open_meteo() as om, pytest.MonkeyPatch.context() as env:
         env.setenv("OPEN_METEO_FORECAST_URL", om.forecast_url)
         env.setenv("OPEN_METEO_GEOCODING_URL", om.geocoding_url)
+        env.setenv("SEARCH_LATENCY_SECONDS", "3")  # read once when the app starts; the tool-table test needs it
         yield om
 
 
@@ -217,8 +218,7 @@ def test_voice_turn_is_heard_answered_and_ends_on_stop(app, launch, tmp_path):
     assert not session.closed, "stopping the microphone must not end the conversation"
 
 
-def test_typed_messages_run_tools_and_the_table_ticks(app, launch, monkeypatch):
-    monkeypatch.setenv("SEARCH_LATENCY_SECONDS", "3")
+def test_typed_messages_run_tools_and_the_table_ticks(app, launch):
     if app.assistant is not None:
         app.assistant.rules = {
             r"AIについて": lambda m: [call("search_database", query="AI")],

@@ -7,40 +7,36 @@ import time
 
 import pytest
 
+from settings import load_settings
 from web import ice
 
-
-@pytest.fixture(autouse=True)
-def no_turn_env(monkeypatch):
-    for name in ("SPACE_ID", "HF_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "CLOUDFLARE_TURN_KEY_ID"):
-        monkeypatch.delenv(name, raising=False)
+NO_TURN = load_settings({}).turn
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
 def test_loopback_uses_no_ice_servers(host):
-    assert ice.ice_servers(host, share=False) == ({"iceServers": []}, {"iceServers": []})
+    assert ice.ice_servers(host, False, NO_TURN) == ({"iceServers": []}, {"iceServers": []})
 
 
 def test_remote_without_credentials_falls_back_to_fastrtc_defaults():
-    assert ice.ice_servers("0.0.0.0", share=False) == (None, None)
+    assert ice.ice_servers("0.0.0.0", False, NO_TURN) == (None, None)
 
 
-@pytest.mark.parametrize(("env", "fetch"), [({"HF_TOKEN": "hf_placeholder"}, "cloudflare_credentials"),
-                                            ({"TWILIO_ACCOUNT_SID": "AC0", "TWILIO_AUTH_TOKEN": "t"},
-                                             "twilio_credentials")])
-def test_space_or_share_fetches_turn_credentials_per_connection(monkeypatch, env, fetch):
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    rtc, server = ice.ice_servers("127.0.0.1", share=True)
-    assert callable(rtc) and server is None
-    assert asyncio.iscoroutinefunction(rtc)
+@pytest.mark.parametrize("env", [{"HF_TOKEN": "hf_placeholder"}, {"CLOUDFLARE_TURN_KEY_ID": "k"},
+                                 {"TWILIO_ACCOUNT_SID": "AC0", "TWILIO_AUTH_TOKEN": "t"}])
+def test_space_or_share_fetches_turn_credentials_per_connection(env):
+    turn = load_settings(env).turn
+    for on_space, share in ((True, False), (False, True)):
+        rtc, server = ice.ice_servers("127.0.0.1", share, turn, on_space=on_space)
+        assert callable(rtc) and server is None
+        assert asyncio.iscoroutinefunction(rtc)
 
 
 async def test_unreachable_turn_service_is_a_clear_message_not_a_hang(monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "hf_placeholder")
-    monkeypatch.setenv("SPACE_ID", "someone/space")
+    settings = load_settings({"HF_TOKEN": "hf_placeholder", "SPACE_ID": "someone/space"})
     monkeypatch.setattr(ice, "TURN_TIMEOUT_SECONDS", 3.0)
-    rtc, _ = ice.ice_servers("0.0.0.0", share=False)
+    rtc, _ = ice.ice_servers(settings.host, False, settings.turn, on_space=settings.on_space)
+    assert settings.host == "0.0.0.0"  # a Space listens on every interface
     started = time.monotonic()
     with pytest.raises(ice.TurnUnavailable, match="TURN") as caught:
         await rtc()  # the real fastrtc call; this machine cannot reach Cloudflare

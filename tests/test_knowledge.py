@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from services.knowledge import Article, KnowledgeBase, SearchResult, default_knowledge_base, parse_article
+from services.knowledge import Article, KnowledgeBase, SearchResult, knowledge_base, parse_article
+from settings import Settings, load_settings
 
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "knowledge"
 FIXED_MTIME = 1_717_243_200  # 2024-06-01 12:00 UTC: that date in almost every time zone
@@ -264,14 +265,15 @@ def test_concurrent_searches_during_rebuilds(small_dir: Path, tmp_path: Path) ->
     assert all(r.total >= 1 for r in results if isinstance(r, SearchResult))
 
 
-def test_default_knowledge_base_uses_env_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("SEARCH_DB_PATH", str(tmp_path / "env.sqlite3"))
-    kb = default_knowledge_base()
-    assert kb.db_path == tmp_path / "env.sqlite3" and kb.source_dir == SHIPPED
-    assert default_knowledge_base() is kb  # shared instance: one build lock per DB path
+def test_one_shared_knowledge_base_per_db_path(tmp_path: Path) -> None:
+    kb = knowledge_base(tmp_path / "kb.sqlite3")
+    assert kb.db_path == tmp_path / "kb.sqlite3" and kb.source_dir == SHIPPED
+    assert knowledge_base(tmp_path / "kb.sqlite3") is kb  # one build lock per DB path
+    assert knowledge_base(tmp_path / "other.sqlite3") is not kb
 
 
-def test_default_db_path_is_outside_the_repo(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SEARCH_DB_PATH", raising=False)
-    db = default_knowledge_base().db_path
-    assert SHIPPED.parent not in db.resolve().parents
+def test_db_path_comes_from_the_settings_and_defaults_outside_the_repo(tmp_path: Path) -> None:
+    assert load_settings({"SEARCH_DB_PATH": str(tmp_path / "kb.sqlite3")}).search_db_path == tmp_path / "kb.sqlite3"
+    default = load_settings({}).search_db_path
+    assert default == Settings().search_db_path
+    assert SHIPPED.parent not in default.resolve().parents

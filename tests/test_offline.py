@@ -13,6 +13,7 @@ from gradio_client import Client
 from openmeteo_server import serve_open_meteo
 
 from audio import rms
+from conversation.tool_runner import CallStatus
 from offline.assistant import OfflineAssistant
 from offline.engine import Call, ResponseContext, Say
 from offline.runtime import build_offline_server, serve_in_thread
@@ -35,11 +36,8 @@ def offline_app():
             yield running, engine, weather
 
 
-def test_no_credentials_means_offline(monkeypatch, tmp_path):
-    for name in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_DEPLOYMENT", "OPENAI_API_KEY",
-                 "REALTIME_PROVIDER"):
-        monkeypatch.delenv(name, raising=False)
-    settings = load_settings(env_file=str(tmp_path / "missing.env"))
+def test_no_credentials_means_offline():
+    settings = load_settings({}).realtime
     assert settings.provider == "offline" and settings.dialect == "ga"
     assert "オフライン" in settings.label
 
@@ -54,7 +52,7 @@ async def test_typed_search_runs_the_tool_and_speaks_a_real_hit(offline_app):
         assert len(calls) == 1, session.transcript.messages()
         search = calls[0]
         assert search.name == "search_database" and json.loads(search.arguments) == {"query": "AI"}
-        assert search.status == "完了"
+        assert search.status == CallStatus.DONE
         result = json.loads(search.output)["result"]
         told = session.turn_text(turn)
         assert "検索を開始しました" in told

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,20 +12,27 @@ from conftest import ToneVoice, call, eventually, settings_for
 from openmeteo_server import serve_open_meteo
 
 from conversation.conversation import Conversation
+from conversation.tool_runner import CallStatus
 from offline.engine import Call
-from tools import ToolError, ToolRegistry, registry
+from settings import load_settings
+from tools import Toolbox, ToolError, ToolRegistry, registry
 
 
 @pytest.fixture
-def weather_env(monkeypatch):
+def weather_env():
     with serve_open_meteo() as weather:
-        monkeypatch.setenv("OPEN_METEO_FORECAST_URL", weather.forecast_url)
-        monkeypatch.setenv("OPEN_METEO_GEOCODING_URL", weather.geocoding_url)
         yield weather
 
 
-async def open_session(server, tools: ToolRegistry = registry, flavour: str = "azure-ga") -> Conversation:
-    session = Conversation(settings_for(server, flavour), tools=tools)
+def toolbox(weather=None, search_latency: float = 0.0, tools: ToolRegistry = registry) -> Toolbox:
+    """The tools as the app builds them from its settings, with the weather served by the local stand-in."""
+    settings = replace(load_settings(), search_latency=search_latency,
+                       forecast_url=weather and weather.forecast_url, geocoding_url=weather and weather.geocoding_url)
+    return Toolbox.from_settings(settings, tools)
+
+
+async def open_session(server, tools: Toolbox | None = None, flavour: str = "azure-ga") -> Conversation:
+    session = Conversation(settings_for(server, flavour), tools=tools or toolbox())
     session.start()
     assert await session.wait_connected(5), (session.status, session.notice)
     return session
@@ -40,12 +48,10 @@ def no_error_reached_user(session: Conversation) -> None:
 
 
 @pytest.mark.parametrize("flavour", ["azure-ga", "azure-preview"])
-async def test_weather_answered_while_search_runs_then_search_told(server, assistant, weather_env, monkeypatch,
-                                                                   flavour):
-    monkeypatch.setenv("SEARCH_LATENCY_SECONDS", "1.5")
+async def test_weather_answered_while_search_runs_then_search_told(server, assistant, weather_env, flavour):
     assistant.rules = {r"調べて": lambda m: [call("search_database", query="AI")],
                        r"天気": lambda m: [call("get_weather", location="東京", day="today")]}
-    session = await open_session(server, flavour=flavour)
+    session = await open_session(server, toolbox(weather_env, search_latency=1.5), flavour=flavour)
     try:
         search_turn = await session.send_text("AIについて調べて")
         await eventually(lambda: any('"started"' in t for t in assistant_texts(session)))
@@ -60,25 +66,24 @@ async def test_weather_answered_while_search_runs_then_search_told(server, assis
         result = json.loads(texts[found].removeprefix("result:"))
         assert result["status"] == "completed" and result["result"]["hits"][0]["title"]
         statuses = {c.name: c.status for c in session.tools.calls.values()}
-        assert statuses == {"search_database": "完了", "get_weather": "完了"}
+        assert statuses == {"search_database": CallStatus.DONE, "get_weather": CallStatus.DONE}
         assert "AI" in session.turn_text(search_turn) and '"hits"' in session.turn_text(search_turn)
         no_error_reached_user(session)
     finally:
         await session.close()
 
 
-async def test_two_searches_and_weather_in_flight_together(server, assistant, weather_env, monkeypatch):
-    monkeypatch.setenv("SEARCH_LATENCY_SECONDS", "1.0")
+async def test_two_searches_and_weather_in_flight_together(server, assistant, weather_env):
     assistant.rules = {r"(\S+)を調べて": lambda m: [call("search_database", query=m.group(1))],
                        r"天気": lambda m: [call("get_weather", location="大阪", day="tomorrow")]}
-    session = await open_session(server)
+    session = await open_session(server, toolbox(weather_env, search_latency=1.0))
     try:
         turns = [await session.send_text(t) for t in ("統計を調べて", "音声認識を調べて", "大阪の天気")]
         await eventually(lambda: len(session.tools.calls) == 3)
         assert session.tools.running >= 2  # both searches at once
         for turn in turns:
             await eventually(turn.done.is_set, 10)
-        assert sorted(c.status for c in session.tools.calls.values()) == ["完了"] * 3
+        assert sorted(c.status for c in session.tools.calls.values()) == [CallStatus.DONE] * 3
         told = [t for t in assistant_texts(session) if '"hits"' in t]
         assert len(told) == 2
         no_error_reached_user(session)
@@ -118,18 +123,18 @@ def failing_registry(invocations: list[str]) -> ToolRegistry:
 
 
 @pytest.mark.parametrize(("output", "status", "error_part"), [
-    (Call("refuses", '{"reason": "テスト"}'), "失敗", "できません: テスト"),
-    (Call("crashes", "{}"), "失敗", "RuntimeError"),
-    (Call("dawdles", "{}"), "タイムアウト", "0.3秒以内"),
-    (Call("counts", '{"n": 1'), "失敗", "JSON"),
-    (Call("counts", '{"n": "たくさん"}'), "失敗", "引数が不正"),
-    (Call("counts", "{}"), "失敗", "n: Field required"),
-    (Call("no_such_tool", "{}"), "失敗", "no_such_tool"),
+    (Call("refuses", '{"reason": "テスト"}'), CallStatus.FAILED, "できません: テスト"),
+    (Call("crashes", "{}"), CallStatus.FAILED, "RuntimeError"),
+    (Call("dawdles", "{}"), CallStatus.TIMEOUT, "0.3秒以内"),
+    (Call("counts", '{"n": 1'), CallStatus.FAILED, "JSON"),
+    (Call("counts", '{"n": "たくさん"}'), CallStatus.FAILED, "引数が不正"),
+    (Call("counts", "{}"), CallStatus.FAILED, "n: Field required"),
+    (Call("no_such_tool", "{}"), CallStatus.FAILED, "no_such_tool"),
 ])
 async def test_failures_end_the_call_and_the_model_gets_an_output(server, assistant, output, status, error_part):
     invocations: list[str] = []
     assistant.rules = {r"": lambda m: [output]}
-    session = await open_session(server, failing_registry(invocations))
+    session = await open_session(server, toolbox(tools=failing_registry(invocations)))
     try:
         turn = await session.send_text("やって")
         await eventually(turn.done.is_set, 5)
@@ -139,22 +144,21 @@ async def test_failures_end_the_call_and_the_model_gets_an_output(server, assist
                                if e["item"]["type"] == "function_call_output"))
         assert error_part in sent["error"]
         assert session.turn_text(turn).startswith("result:")  # and the model went on to answer
-        if output.name in ("counts",) and status == "失敗":
+        if output.name in ("counts",) and status == CallStatus.FAILED:
             assert invocations == []  # invalid arguments never reach the function
         no_error_reached_user(session)
     finally:
         await session.close()
 
 
-async def test_closing_the_session_cancels_running_calls(server, assistant, monkeypatch):
-    monkeypatch.setenv("SEARCH_LATENCY_SECONDS", "30")
+async def test_closing_the_session_cancels_running_calls(server, assistant):
     assistant.rules = {r"": lambda m: [call("search_database", query="AI")]}
-    session = await open_session(server)
+    session = await open_session(server, toolbox(search_latency=30))
     await session.send_text("調べて")
     await eventually(lambda: session.tools.running == 1)
     await session.close()
     (search,) = session.tools.calls.values()
-    assert search.status == "キャンセル"
+    assert search.status == CallStatus.CANCELLED
     assert session.tools.running == 0
     leftovers = [t for t in asyncio.all_tasks() if t.get_name().startswith(("tool ", "realtime session",
                                                                               "response gate"))]
@@ -164,7 +168,7 @@ async def test_closing_the_session_cancels_running_calls(server, assistant, monk
 async def test_call_of_a_cancelled_response_is_not_run(server, assistant):
     invocations: list[str] = []
     assistant.rules = {r"やって": lambda m: [Call("counts", '{"n": 1}', stream_seconds=1.5)]}
-    session = await open_session(server, failing_registry(invocations))
+    session = await open_session(server, toolbox(tools=failing_registry(invocations)))
     session.voice_attached = True
     try:
         await session.send_text("やって")
@@ -172,7 +176,7 @@ async def test_call_of_a_cancelled_response_is_not_run(server, assistant):
         speech = ToneVoice.tone("あいうえお")
         await session.append_audio(np.concatenate([speech, np.zeros(24000, np.int16)]))  # barge-in
         (call_record,) = await eventually(lambda: list(session.tools.calls.values()), 5)
-        assert call_record.status == "キャンセル"
+        assert call_record.status == CallStatus.CANCELLED
         assert invocations == []
         outputs = [e["item"] for e in server.connections[0].of_type("conversation.item.create")
                    if e["item"]["type"] == "function_call_output"]
@@ -182,17 +186,16 @@ async def test_call_of_a_cancelled_response_is_not_run(server, assistant):
         await session.close()
 
 
-async def test_status_updates_tick_while_a_tool_runs(server, assistant, monkeypatch):
-    monkeypatch.setenv("SEARCH_LATENCY_SECONDS", "3")
+async def test_status_updates_tick_while_a_tool_runs(server, assistant):
     assistant.rules = {r"": lambda m: [call("search_database", query="AI")]}
-    session = await open_session(server)
+    session = await open_session(server, toolbox(search_latency=3))
     try:
         await session.send_text("調べて")
         await eventually(lambda: session.tools.running == 1)
         elapsed: list[float] = []
         async with asyncio.timeout(4):
             async for snapshot in session.updates():
-                running = [c for c in snapshot.calls if c.status == "実行中"]
+                running = [c for c in snapshot.calls if c.status == CallStatus.RUNNING]
                 if running:
                     elapsed.append(running[0].elapsed())
                 if len(elapsed) >= 3 and elapsed[-1] - elapsed[0] >= 1.5:

@@ -321,18 +321,12 @@ def test_service_survives_successive_event_loops(om: OpenMeteoServer) -> None:
     asyncio.run(svc.aclose())
 
 
-def test_urls_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OPEN_METEO_FORECAST_URL", raising=False)
-    monkeypatch.delenv("OPEN_METEO_GEOCODING_URL", raising=False)
+def test_urls_default_to_open_meteo_and_an_argument_points_elsewhere() -> None:
     default = WeatherService()
     assert default.forecast_url == "https://api.open-meteo.com/v1/forecast"
     assert default.geocoding_url == "https://geocoding-api.open-meteo.com/v1/search"
-    monkeypatch.setenv("OPEN_METEO_FORECAST_URL", "http://127.0.0.1:9/f")
-    monkeypatch.setenv("OPEN_METEO_GEOCODING_URL", "http://127.0.0.1:9/g")
-    configured = WeatherService()
-    assert configured.forecast_url == "http://127.0.0.1:9/f"
-    assert configured.geocoding_url == "http://127.0.0.1:9/g"
-    assert WeatherService("http://x/f").forecast_url == "http://x/f"  # an argument wins
+    configured = WeatherService("http://127.0.0.1:9/f", "http://127.0.0.1:9/g")
+    assert (configured.forecast_url, configured.geocoding_url) == ("http://127.0.0.1:9/f", "http://127.0.0.1:9/g")
 
 
 @pytest.mark.parametrize(

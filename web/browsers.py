@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from conversation.conversation import Conversation
 from settings import RealtimeSettings
+from tools import Toolbox
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +21,12 @@ class BrowserSessions:
     def __init__(
         self,
         settings: Callable[[], RealtimeSettings],
+        tools: Toolbox | None = None,
         idle_timeout: float = 600.0,
         debug: bool = False,
     ) -> None:
         self._settings = settings
+        self._tools = tools  # None: the built-in tools with default settings
         self._idle_timeout = idle_timeout
         self._debug = debug
         self._sessions: dict[str, Conversation] = {}
@@ -35,7 +38,7 @@ class BrowserSessions:
         self._gone.discard(session_hash)
         session = self._sessions.get(session_hash)
         if session is None or session.closed:
-            session = Conversation(self._settings(), debug=self._debug)
+            session = Conversation(self._settings(), tools=self._tools, debug=self._debug)
             self._sessions[session_hash] = session
         session.start()
         if self._reaper is None or self._reaper.done():
