@@ -7,19 +7,18 @@ pair, followed by a request for a response that tells it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Protocol
 
 from conversation.tool_runner import ToolCall, ToolRunner
 from conversation.transcript import Item, Transcript
+from conversation.turns import Turns
 from realtime import dialect
 from realtime.dialect import Event
-from settings import tool_timeout
-from tools import ToolRegistry
+from tools import Toolbox
 
 log = logging.getLogger(__name__)
 
@@ -28,40 +27,25 @@ STARTED_OUTPUT = json.dumps(
 )
 
 
-@dataclass
-class Turn:
-    """What one typed message set in motion: its responses, its tool calls and their told results."""
+class Outbox(Protocol):
+    """What the calls need of the conversation: the wire, and a way to ask for a response."""
 
-    turn_id: str
-    awaiting: bool = True  # a response was requested for it and has not started yet
-    responses: set[str] = field(default_factory=set)
-    calls: set[str] = field(default_factory=set)
-    item_ids: list[str] = field(default_factory=list)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    async def send(self, event: Event) -> None: ...
 
-    def settle(self) -> None:
-        if not self.awaiting and not self.responses and not self.calls:
-            self.done.set()
+    def ask(self, turn_ids: set[str], *, tools_allowed: bool) -> None: ...
 
 
 class FunctionCalls:
-    def __init__(
-        self,
-        tools: ToolRegistry,
-        transcript: Transcript,
-        turns: dict[str, Turn],
-        send: Callable[[Event], Awaitable[None]],
-        request: Callable[[set[str], bool], None],
-        on_change: Callable[[], None],
-    ) -> None:
-        self.runner = ToolRunner(tools, lambda _call: on_change(), self._on_end, tool_timeout())
-        self._transcript, self._turns, self._send, self._request = transcript, turns, send, request
+    def __init__(self, tools: Toolbox, transcript: Transcript, turns: Turns, outbox: Outbox,
+                 on_change: Callable[[], None]) -> None:
+        self.runner = ToolRunner(tools, lambda _call: on_change(), self._on_end)
+        self._transcript, self._turns, self._outbox = transcript, turns, outbox
         self.closed = False
 
     def known(self, call_id: str) -> bool:
         return call_id in self.runner.calls
 
-    async def on_item_done(self, raw: Event, turns: list[Turn]) -> None:
+    async def on_item_done(self, raw: Event, response_id: str) -> None:
         """A function_call item is finished: run it if it completed, else answer it as cancelled."""
         call_id, name, arguments = raw.get("call_id", ""), raw.get("name", ""), raw.get("arguments", "")
         if self.known(call_id):
@@ -70,44 +54,41 @@ class FunctionCalls:
                                            arguments=arguments))
         if raw.get("status", "completed") != "completed":
             record.output = self.runner.skip(call_id, name, arguments).output
-            await self._send(dialect.create_item(dialect.function_output_item(call_id, record.output)))
+            await self._outbox.send(dialect.create_item(dialect.function_output_item(call_id, record.output)))
             return
-        call = self.runner.start(call_id, name, arguments, {t.turn_id for t in turns})
+        turn_ids = self._turns.call_started(call_id, response_id)
+        call = self.runner.start(call_id, name, arguments, turn_ids)
         if call is None:
             return
-        for turn in turns:
-            turn.calls.add(call_id)
         if call.long_running:
             # Answer at once so the model can say it has started; the result is told when ready.
             record.output = STARTED_OUTPUT
-            await self._send(dialect.create_item(dialect.function_output_item(call_id, record.output)))
-            self._request(call.causes, True)
+            await self._outbox.send(dialect.create_item(dialect.function_output_item(call_id, record.output)))
+            self._outbox.ask(turn_ids, tools_allowed=True)
 
     async def _on_end(self, call: ToolCall) -> None:
         """A call ended: give the model its output (for a long one, a new result pair) and ask for words."""
         if self.closed:
             return
+        turn_ids = self._turns.of_call(call.call_id)
         try:
             if call.long_running:
                 result_id = f"{call.call_id}_r"[:32]
                 item = self._transcript.add(Item(f"fc_{uuid.uuid4().hex[:20]}", "function_call", call_id=result_id,
                                                  name=call.name, arguments=call.arguments, output=call.output))
-                await self._send(dialect.create_item(
+                await self._outbox.send(dialect.create_item(
                     {"id": item.item_id, **dialect.function_call_item(result_id, call.name, call.arguments)}))
-                await self._send(dialect.create_item(dialect.function_output_item(result_id, call.output)))
+                await self._outbox.send(dialect.create_item(dialect.function_output_item(result_id, call.output)))
             else:
                 if record := self._transcript.call(call.call_id):
                     record.output = call.output
-                await self._send(dialect.create_item(dialect.function_output_item(call.call_id, call.output)))
+                await self._outbox.send(dialect.create_item(dialect.function_output_item(call.call_id, call.output)))
         except (ConnectionError, OSError):
             log.info("call %s ended while disconnected; the replay after reconnecting carries it", call.call_id)
         finally:
             # After a drop this request waits for the reconnect and replay, so the result is still told.
-            self._request(call.causes, not call.long_running)
-            for turn_id in call.causes:
-                if turn := self._turns.get(turn_id):
-                    turn.calls.discard(call.call_id)
-                    turn.settle()
+            self._outbox.ask(turn_ids, tools_allowed=not call.long_running)
+            self._turns.call_ended(call.call_id)
 
     async def close(self) -> None:
         self.closed = True

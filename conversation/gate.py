@@ -1,8 +1,9 @@
-"""The response gate: at most one active response, with requests queued and coalesced.
+"""The response gate: at most one active response, requests answered in order, nothing waits forever.
 
 The service rejects a `response.create` while another response is active
 (`conversation_already_has_active_response`); a function call arrives before its response is
 done, and server VAD starts responses of its own. So every response we want goes through here.
+The gate knows nothing of the wire: the conversation sends each request when the gate says so.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-
-from realtime.dialect import Event, response_create
 
 log = logging.getLogger(__name__)
 _ids = itertools.count(1)
@@ -21,114 +21,195 @@ _ids = itertools.count(1)
 # After the user stops speaking the service commits the turn and starts its own response;
 # give it this long before we send ours, so the two do not collide.
 VAD_GRACE_SECONDS = 0.5
+# A committed voice turn whose response has not started after this long is not coming.
+VAD_PENDING_SECONDS = 3.0
+# A request the service has not answered with `response.created` by then is asked again.
+CREATED_TIMEOUT_SECONDS = 5.0
+# After this many unanswered attempts the request is given up (its turns are told so).
+MAX_ATTEMPTS = 3
 
 
 @dataclass
-class PendingRequest:
+class Request:
+    """One response we want, on behalf of `causes` (turn ids)."""
+
     causes: set[str] = field(default_factory=set)
-    tools_allowed: bool = False
+    tools_allowed: bool = True
+    separate: bool = False  # a typed message gets a response of its own; others may be merged
+    request_id: str = ""
+    attempts: int = 0
+    prepared: bool = False  # what must precede it on the wire (the message itself) was sent
+
+    def merge(self, other: Request) -> None:
+        self.causes |= other.causes
+        self.tools_allowed = self.tools_allowed or other.tools_allowed
 
 
 class ResponseGate:
-    """Decides when a `response.create` may go out; knows which turns each response serves."""
+    """Decides when a `response.create` may go out and which request a `response.created` answers."""
 
-    def __init__(self, send: Callable[[Event], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        send: Callable[[Request], Awaitable[None]],
+        give_up: Callable[[Request], None] = lambda _request: None,
+        created_timeout: float = CREATED_TIMEOUT_SECONDS,
+    ) -> None:
         self._send = send
-        self._pending: PendingRequest | None = None
-        self._in_flight: tuple[str, PendingRequest] | None = None  # sent, not yet created
+        self._created_timeout = created_timeout
+        self._give_up = give_up
+        self._queue: deque[Request] = deque()
+        self._in_flight: Request | None = None  # sent, not yet created
+        self._sent_at = 0.0
+        self._late: dict[str, Request] = {}  # re-queued after a timeout, in case the answer still comes
         self._active: str | None = None  # response id, or "?" when only an error told us
         self._speaking = False
         self._hold_until = 0.0
+        self._vad_pending_until = 0.0
         self._connected = False
         self._wake = asyncio.Event()
-        self.causes_of: dict[str, set[str]] = {}
+        self._quiet = asyncio.Event()
+        self._quiet.set()
 
     @property
-    def idle(self) -> bool:
-        return self._active is None and self._in_flight is None and self._pending is None
+    def active_response(self) -> str | None:
+        return self._active
 
-    def request(self, causes: Iterable[str] = (), *, tools_allowed: bool = True) -> None:
-        """Ask for a response on behalf of `causes` (turn ids); merged with any request still waiting."""
-        pending = self._pending or PendingRequest()
-        pending.causes.update(causes)
-        pending.tools_allowed = pending.tools_allowed or tools_allowed
-        self._pending = pending
-        self._schedule()
+    def request(self, causes: Iterable[str] = (), *, tools_allowed: bool = True, separate: bool = False) -> None:
+        """Ask for a response; a mergeable request joins the last waiting mergeable one."""
+        new = Request(set(causes), tools_allowed, separate)
+        last = self._queue[-1] if self._queue else None
+        if not separate and last is not None and not last.separate:
+            last.merge(new)
+        else:
+            self._queue.append(new)
+        self._changed()
 
     def connected(self) -> None:
         """A fresh service session: nothing is active there; waiting requests may go."""
         self._connected = True
-        if self._in_flight:  # the old connection never answered it: ask again
-            self._merge_back(self._in_flight[1])
+        if self._in_flight:  # the old connection never answered it: ask again, first
+            self._queue.appendleft(self._in_flight)
         self._in_flight, self._active, self._speaking = None, None, False
-        self._schedule()
+        self._late.clear()
+        self._changed()
 
-    def disconnected(self) -> None:
+    def disconnected(self) -> str | None:
+        """The connection dropped; returns the response that was active (lost with it), if any."""
         self._connected = False
+        lost, self._active = self._active, None
+        self._changed()
+        return lost if lost != "?" else None
 
     def on_speech_started(self) -> None:
         self._speaking = True
+        self._changed()
 
     def on_speech_stopped(self) -> None:
         self._speaking = False
-        self._hold_until = asyncio.get_running_loop().time() + VAD_GRACE_SECONDS
-        self._schedule()
+        now = asyncio.get_running_loop().time()
+        self._hold_until = now + VAD_GRACE_SECONDS
+        self._vad_pending_until = now + VAD_PENDING_SECONDS  # the service will answer this turn itself
+        self._changed()
 
     def on_response_created(self, response_id: str, metadata: dict | None) -> set[str]:
-        """Record the active response; returns the turns it answers (empty for VAD's own)."""
+        """Record the active response; returns the turns it answers (empty for VAD's own).
+
+        The metadata we tag requests with decides when the service echoes it; older API versions
+        and compatible servers do not, and then our request is answered by the next response
+        unless a committed voice turn is waiting for the service's own.
+        """
         request_id = (metadata or {}).get("request_id")
-        causes: set[str] = set()
-        if self._in_flight and request_id == self._in_flight[0]:
-            causes = self._in_flight[1].causes
-            self._in_flight = None
+        now = asyncio.get_running_loop().time()
+        ours: Request | None = None
+        if request_id:
+            if self._in_flight and request_id == self._in_flight.request_id:
+                ours, self._in_flight = self._in_flight, None
+            elif late := self._late.pop(request_id, None):
+                ours = late
+                if late in self._queue:
+                    self._queue.remove(late)
+                if late is self._in_flight:
+                    self._in_flight = None
+        elif self._in_flight and now >= self._vad_pending_until:
+            ours, self._in_flight = self._in_flight, None
+        if ours is None:
+            self._vad_pending_until = 0.0  # that was the service's answer to the voice turn
         self._active = response_id
         self._hold_until = 0.0
-        self.causes_of[response_id] = causes
-        return causes
+        self._changed()
+        return ours.causes if ours else set()
 
     def on_response_done(self, response_id: str) -> None:
         if self._active in (response_id, "?"):
             self._active = None
-        self._schedule()
+        self._changed()
 
     def on_active_response_error(self) -> None:
         """Our request collided with a response we did not see start: retry after it ends."""
         if self._in_flight:
-            self._merge_back(self._in_flight[1])
+            self._queue.appendleft(self._in_flight)
             self._in_flight = None
         if self._active is None:
             self._active = "?"
+        self._changed()
 
-    def _merge_back(self, request: PendingRequest) -> None:
-        pending = self._pending or PendingRequest()
-        pending.causes |= request.causes
-        pending.tools_allowed = pending.tools_allowed or request.tools_allowed
-        self._pending = pending
+    async def wait_quiet(self) -> None:
+        """Until nothing is active, in flight, queued, and the user is not speaking."""
+        await self._quiet.wait()
 
-    def _schedule(self) -> None:
+    def _changed(self) -> None:
+        idle = not (self._active or self._in_flight or self._queue or self._speaking)
+        if idle:
+            self._quiet.set()
+        else:
+            self._quiet.clear()
         self._wake.set()
 
     async def run(self) -> None:
-        """Send requests when the gate opens; the session runs this for its whole life."""
+        """Send requests when the gate opens; the conversation runs this for its whole life."""
         loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
+            timeout = None
+            if self._in_flight is not None:
+                timeout = max(0.0, self._sent_at + self._created_timeout - loop.time())
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                self._retry_unanswered()
             self._wake.clear()
             delay = self._hold_until - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
                 self._wake.set()
                 continue
-            if self._pending is None or not self._connected:
+            if not self._queue or not self._connected:
                 continue
             if self._active is not None or self._in_flight is not None or self._speaking:
                 continue
-            request, self._pending = self._pending, None
-            request_id = f"req_{next(_ids)}"
-            self._in_flight = (request_id, request)
+            request = self._queue.popleft()
+            request.request_id = f"req_{next(_ids)}"
+            request.attempts += 1
+            self._in_flight, self._sent_at = request, loop.time()
             try:
-                await self._send(response_create(request_id, None if request.tools_allowed else "none"))
+                await self._send(request)
             except Exception as exc:  # the connection dropped: keep the request for the next one
                 log.info("response.create not sent: %s", exc)
-                self._in_flight = None
-                self._merge_back(request)
+                if self._in_flight is request:
+                    self._in_flight = None
+                    request.attempts -= 1
+                    self._queue.appendleft(request)
+            self._changed()
+
+    def _retry_unanswered(self) -> None:
+        request, self._in_flight = self._in_flight, None
+        if request is None:
+            return
+        if request.attempts >= MAX_ATTEMPTS:
+            log.warning("no response.created after %d attempts; giving up", request.attempts)
+            self._give_up(request)
+        else:
+            log.info("no response.created within %.1f s; asking again", self._created_timeout)
+            self._late[request.request_id] = request
+            self._queue.appendleft(request)
+        self._changed()

@@ -53,6 +53,7 @@ class Item:
     name: str = ""
     arguments: str = ""
     output: str | None = None
+    sent: bool = True  # on the service's side (a typed message waits for its turn to be sent)
 
 
 class Transcript:
@@ -79,6 +80,12 @@ class Transcript:
         if item is not None:
             self.items.remove(item)
 
+    def move_to_end(self, item_id: str) -> None:
+        item = self._by_id.get(item_id)
+        if item is not None:
+            self.items.remove(item)
+            self.items.append(item)
+
     def call(self, call_id: str) -> Item | None:
         return next((i for i in self.items if i.kind == "function_call" and i.call_id == call_id), None)
 
@@ -99,6 +106,8 @@ class Transcript:
         """Items to recreate in a fresh service session so the model keeps its context."""
         events: list[Event] = []
         for item in self.items:
+            if not item.sent:
+                continue
             if item.kind == "function_call":
                 events.append({"id": item.item_id, **function_call_item(item.call_id, item.name, item.arguments)})
                 if item.output is not None:

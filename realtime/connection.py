@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from realtime.dialect import Event, to_internal
+from realtime.dialect import Event, malformed, to_internal
 from settings import RealtimeSettings
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,18 @@ class RealtimeConnection:
         try:
             while True:
                 raw = await self._conn.recv_bytes()
-                event = to_internal(json.loads(raw), self._settings.dialect)
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    log.warning("dropped a received event that is not JSON (%d bytes)", len(raw))
+                    continue
+                if not isinstance(event, dict):
+                    log.warning("dropped a received event that is not a JSON object")
+                    continue
+                event = to_internal(event, self._settings.dialect)
+                if problem := malformed(event):
+                    log.warning("dropped a malformed event: %s", problem)
+                    continue
                 if self._debug:
                     log.debug("← %s +%.3fs", event.get("type"), time.monotonic() - self._opened_at)
                 yield event

@@ -97,12 +97,55 @@ def create_item(item: Event) -> Event:
     return {"type": "conversation.item.create", "item": item}
 
 
-def response_create(request_id: str, tool_choice: str | None = None) -> Event:
-    """A `response.create` tagged in metadata so its `response.created` can be told from VAD's."""
+def response_create(request_id: str, tool_choice: str | None, audio: bool, dialect: Dialect) -> Event:
+    """A `response.create` tagged in metadata (so its `response.created` can be told from VAD's when
+    the service echoes it); text-only when nobody is listening, since audio output costs far more."""
     response: Event = {"metadata": {"request_id": request_id}}
     if tool_choice:
         response["tool_choice"] = tool_choice
+    if not audio:
+        response["modalities" if dialect == "preview" else "output_modalities"] = ["text"]
     return {"type": "response.create", "response": response}
+
+
+def append_audio(base64_pcm16: str) -> Event:
+    return {"type": "input_audio_buffer.append", "audio": base64_pcm16}
+
+
+def content_text(content: list[Event]) -> str:
+    """The text of an item's content parts (typed text, or the transcript of audio)."""
+    return "".join(part.get("text") or part.get("transcript") or "" for part in content if isinstance(part, dict))
+
+
+# What each handled server event must carry; an event without it is dropped at the edge with one log line.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "conversation.item.added": ("item",),
+    "conversation.item.input_audio_transcription.completed": ("item_id",),
+    "conversation.item.input_audio_transcription.failed": ("item_id",),
+    "response.created": ("response",),
+    "response.output_item.added": ("item",),
+    "response.output_audio.delta": ("item_id", "delta"),
+    "response.output_audio.done": ("item_id",),
+    "response.output_audio_transcript.delta": ("item_id", "delta"),
+    "response.output_text.delta": ("item_id", "delta"),
+    "response.output_item.done": ("item",),
+    "response.done": ("response",),
+}
+_DICTS = ("item", "response")
+
+
+def malformed(event: Event) -> str | None:
+    """Why a received event cannot be handled (None when it can)."""
+    kind = event.get("type")
+    if not isinstance(kind, str):
+        return "no type"
+    for key in REQUIRED.get(kind, ()):
+        value = event.get(key)
+        if value is None or (key in _DICTS and not isinstance(value, dict)) or (key == "item_id" and not value):
+            return f"{kind} without {key}"
+    if kind in ("response.created", "response.done") and not event["response"].get("id"):
+        return f"{kind} without response.id"
+    return None
 
 
 def truncate(item_id: str, audio_end_ms: int) -> Event:

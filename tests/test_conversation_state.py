@@ -1,12 +1,9 @@
-"""The pieces of conversation state on their own: transcript order, the response gate, the tool table."""
+"""The pieces of conversation state on their own: transcript order and the tool table."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from conversation.gate import ResponseGate
 from conversation.tool_runner import ToolCall
 from conversation.transcript import Item, Transcript, is_hallucination
 from web.page import tool_rows, validate_message
@@ -57,78 +54,6 @@ def test_replay_recreates_text_and_calls_in_each_dialect():
     assert ga[1]["content"][0]["type"] == "output_text"
     assert transcript.replay("preview")[1]["content"][0]["type"] == "text"
     assert ga[0]["id"] == "u1" and ga[3]["call_id"] == "c1"
-
-
-class Wire:
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-
-    async def __call__(self, event: dict) -> None:
-        self.sent.append(event)
-
-
-@pytest.fixture
-async def gate():
-    """A connected ResponseGate running over a recording wire."""
-    wire = Wire()
-    gate = ResponseGate(wire)
-    gate.wire = wire  # type: ignore[attr-defined]
-    runner = asyncio.create_task(gate.run())
-    gate.connected()
-    yield gate
-    runner.cancel()
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
-async def test_gate_sends_one_request_at_a_time_and_coalesces_the_rest(gate):
-    gate.request({"t1"})
-    await settle()
-    gate.request({"t2"})
-    gate.request({"t3"}, tools_allowed=False)
-    await settle()
-    assert len(gate.wire.sent) == 1
-    first = gate.wire.sent[0]["response"]["metadata"]["request_id"]
-    assert gate.on_response_created("r1", {"request_id": first}) == {"t1"}
-    gate.on_response_done("r1")
-    await settle()
-    assert len(gate.wire.sent) == 2 and "tool_choice" not in gate.wire.sent[1]["response"]  # one allowed tools
-    second = gate.wire.sent[1]["response"]["metadata"]["request_id"]
-    assert gate.on_response_created("r2", {"request_id": second}) == {"t2", "t3"}
-
-
-async def test_gate_waits_while_the_user_speaks_and_for_the_services_own_response(gate):
-    gate.on_speech_started()
-    gate.request({"t1"})
-    await settle()
-    assert gate.wire.sent == []
-    gate.on_speech_stopped()
-    await settle()
-    assert gate.wire.sent == []  # the service gets a moment to start its own answer to the voice turn
-    gate.on_response_created("vad", None)
-    assert gate.causes_of["vad"] == set()
-    await asyncio.sleep(0.6)
-    assert gate.wire.sent == []  # not while that answer is active
-    gate.on_response_done("vad")
-    await settle()
-    assert len(gate.wire.sent) == 1
-
-
-async def test_gate_recovers_from_a_collision_without_losing_the_request(gate):
-    gate.request({"t1"})
-    await settle()
-    gate.on_active_response_error()  # a response we had not seen yet was active
-    gate.on_response_created("other", None)
-    await settle()
-    assert len(gate.wire.sent) == 1
-    gate.on_response_done("other")
-    await settle()
-    assert len(gate.wire.sent) == 2
-    retry = gate.wire.sent[1]["response"]["metadata"]["request_id"]
-    assert gate.on_response_created("r2", {"request_id": retry}) == {"t1"}
 
 
 def test_tool_rows_as_the_user_sees_them():

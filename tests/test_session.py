@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import API_KEY, ToneVoice, eventually, settings_for
 
-from conversation.conversation import Conversation
+from conversation.conversation import ConnectionState, Conversation
 from offline.engine import Say
 from settings import RealtimeSettings
 
@@ -88,7 +88,7 @@ async def test_wrong_key_is_a_clear_message(server):
     session = Conversation(settings)
     session.start()
     try:
-        await eventually(lambda: session.status == "接続エラー")
+        await eventually(lambda: session.state == ConnectionState.FAILED)
         assert "認証に失敗しました" in session.notice
         assert "wrong" not in session.notice
     finally:

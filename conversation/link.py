@@ -1,0 +1,151 @@
+"""The conversation's link to the service over time: connect, reconnect after drops, and move to a
+fresh service session before the service's duration cap, at a quiet moment.
+
+A new connection is a blank service session, so after every (re)connect the owner configures it
+and replays the conversation before anything else is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Protocol
+
+from realtime.connection import ConnectError, RealtimeConnection
+from realtime.dialect import Event
+from settings import RealtimeSettings
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAYS = (0.5, 1, 2, 4, 8)
+
+
+class ConnectionState(StrEnum):
+    NOT_CONNECTED = "not_connected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    NOT_CONFIGURED = "not_configured"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+class LinkOwner(Protocol):
+    async def configure(self, fresh: bool) -> None:
+        """Set up a new service session (`fresh` only for the very first one)."""
+
+    async def dispatch(self, event: Event) -> None: ...
+
+    def dropped(self) -> None:
+        """The service session is gone (drop or rotation): whatever was in progress there is lost."""
+
+
+class ServiceLink:
+    def __init__(self, settings: RealtimeSettings, owner: LinkOwner, on_change: Callable[[], None],
+                 quiet: Callable[[], Awaitable[None]], rotate_after: float | None, debug: bool = False) -> None:
+        self._connection = RealtimeConnection(settings, debug)
+        self._owner, self._on_change, self._quiet = owner, on_change, quiet
+        self._rotate_after = rotate_after
+        self.state = ConnectionState.NOT_CONNECTED
+        self.notice = ""
+        self.rotations = 0
+        self._up = asyncio.Event()
+        self._gave_up = asyncio.Event()  # connecting cannot succeed (missing settings, wrong key)
+        self._rotating = False
+        self._closed = False
+
+    @property
+    def up(self) -> bool:
+        return self._up.is_set()
+
+    @property
+    def gave_up(self) -> bool:
+        return self._gave_up.is_set()
+
+    def give_up(self, state: ConnectionState, notice: str) -> None:
+        self.state, self.notice = state, notice
+        self._gave_up.set()
+        self._on_change()
+
+    async def wait_up(self, timeout: float) -> bool:
+        """True once connected; False after `timeout` or as soon as connecting cannot succeed."""
+        waits = [asyncio.ensure_future(self._up.wait()), asyncio.ensure_future(self._gave_up.wait())]
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waits:
+            waiter.cancel()
+        return self._up.is_set()
+
+    async def send(self, event: Event) -> None:
+        await self._connection.send(event)
+
+    async def run(self) -> None:
+        """Connect, serve events, and reconnect after drops (with backoff) until closed or refused."""
+        failures, fresh = 0, True
+        while not self._closed:
+            if not self._rotating:
+                self.state = ConnectionState.CONNECTING if fresh else ConnectionState.RECONNECTING
+                self._on_change()
+            was_up = False
+            rotation = None
+            try:
+                await self._connection.open()
+                await self._owner.configure(fresh)
+                if self._rotating:
+                    self.notice = ""
+                elif not fresh:
+                    self.notice = "再接続しました。会話の内容を引き継いでいます。"
+                self._rotating, fresh = False, False
+                self.state, was_up, failures = ConnectionState.CONNECTED, True, 0
+                self._up.set()
+                self._on_change()
+                rotation = asyncio.create_task(self._rotate_when_due(), name="session rotation")
+                async for event in self._connection.events():
+                    await self._owner.dispatch(event)
+            except ConnectError as exc:
+                self.state, self.notice = ConnectionState.FAILED, str(exc)
+                if not exc.retry:  # a wrong key or URL will not fix itself
+                    self.give_up(ConnectionState.FAILED, str(exc))
+                    return
+            except Exception:  # a socket dropped mid-send or similar: recover like any other drop
+                log.warning("realtime connection failed", exc_info=True)
+            finally:
+                if rotation is not None:
+                    rotation.cancel()
+                self._up.clear()
+                self._owner.dropped()
+                await self._connection.close()
+            if self._closed:
+                return
+            if self._rotating:
+                continue  # a planned move: reconnect at once, quietly
+            if was_up:
+                self.notice = "接続が切れたため再接続しています（会話の内容は引き継がれます）。"
+            self._on_change()
+            await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
+            failures += 1
+
+    async def _rotate_when_due(self) -> None:
+        """Before the service's cap, at a quiet moment, end this service session for a fresh one."""
+        if not self._rotate_after:
+            return
+        started = time.monotonic()
+        await asyncio.sleep(self._rotate_after)
+        await self._quiet()
+        log.info("moving to a fresh service session after %.0f s", time.monotonic() - started)
+        self._rotating = True
+        self.rotations += 1
+        await self._connection.close()
+
+    @property
+    def rotating(self) -> bool:
+        return self._rotating
+
+    async def close(self) -> None:
+        self._closed = True
+        self.state = ConnectionState.CLOSED
+        with contextlib.suppress(Exception):
+            await self._connection.close()
