@@ -22,7 +22,7 @@ from offline.usage import UsageMeter
 from offline.wire import GA_ONLY, Dialect, Event, input_setting, wire_name
 
 __all__ = ["Assistant", "Call", "EngineConnection", "Event", "ResponseContext", "Say", "Transcriber",
-           "TurnDetector", "Voice", "parse_json"]
+           "TranscriptionFailed", "TurnDetector", "Voice", "parse_json"]
 
 # Audio kept before speech starts beyond the prefix padding: the detector decides a frame or two late.
 PRE_SPEECH_SLACK_MS = 100
@@ -34,6 +34,10 @@ class TurnDetector(Protocol):
 
 
 Transcriber = Callable[[np.ndarray], Awaitable[str | None]]
+
+
+class TranscriptionFailed(Exception):
+    """Raised by a Transcriber; its message (Japanese) says why, e.g. the model could not be loaded."""
 
 
 class ProtocolError(Exception):
@@ -62,6 +66,7 @@ class EngineConnection:
     buffer_ms: int = 0
     speech_start_ms: int | None = None
     active: asyncio.Task | None = None
+    transcribing: asyncio.Task | None = None  # the latest utterance's recognition (transcripts go out in order)
     audio_ms: dict[str, int] = field(default_factory=dict)
 
     async def emit(self, event: Event) -> None:
@@ -88,6 +93,8 @@ class EngineConnection:
             await self.error(exc.code, str(exc), event.get("event_id"), exc.param)
 
     async def close(self) -> None:
+        if self.transcribing is not None:
+            self.transcribing.cancel()
         if self.active is not None:
             self.active.cancel()
             await asyncio.gather(self.active, return_exceptions=True)
@@ -165,18 +172,28 @@ class EngineConnection:
         previous = self.items[-1]["id"] if self.items else None
         await self.emit({"type": "input_audio_buffer.committed", "item_id": item["id"], "previous_item_id": previous})
         await self.add_item(item)
-        transcription = self._input("transcription")
-        if transcription:
+        previous, self.transcribing = self.transcribing, None
+        self.transcribing = asyncio.ensure_future(self._finish_turn(item, pcm, respond, previous))
+
+    async def _finish_turn(self, item: Event, pcm: np.ndarray, respond: bool, previous: asyncio.Task | None) -> None:
+        """Recognition takes a second or so: it runs beside the audio still arriving, one utterance at a time."""
+        if previous is not None:
+            await asyncio.wait([previous])
+        if self._input("transcription"):
             await self._transcribe(item, pcm)
-        if respond and not self.active:
+        # Someone already speaking again commits another turn, and that turn's response answers both.
+        if respond and not self.active and self.speech_start_ms is None:
             self._start_response({})
 
     async def _transcribe(self, item: Event, pcm: np.ndarray) -> None:
-        text = await self.transcriber(pcm) if self.transcriber else None
+        reason = "no speech recognition model"
+        try:
+            text = await self.transcriber(pcm) if self.transcriber else None
+        except TranscriptionFailed as exc:
+            text, reason = None, str(exc)
         if text is None:
             await self.emit({"type": "conversation.item.input_audio_transcription.failed", "item_id": item["id"],
-                             "content_index": 0, "error": {"type": "transcription_error",
-                                                           "message": "no speech recognition model"}})
+                             "content_index": 0, "error": {"type": "transcription_error", "message": reason}})
             return
         item["content"][0]["transcript"] = text
         await self.emit({"type": "conversation.item.input_audio_transcription.completed", "item_id": item["id"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +26,7 @@ TEXT_CHUNK_CHARS = 8
 @dataclass(frozen=True)
 class Say:
     text: str
+    sentences: AsyncIterator[str] | None = None  # an answer still being written (a language model's), said as it comes
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,9 @@ async def stream_response(host: ResponseHost, options: Event) -> None:
     current: Event | None = None
     status = "completed"
     try:
-        outputs = await host.assistant.respond(context)
-        for index, output in enumerate(outputs):
+        index = -1
+        async for output in _outputs(host.assistant, context):
+            index += 1
             if isinstance(output, Call) and context.tool_choice == "none":
                 continue
             current = {"id": new_id("item"), "status": "in_progress", "object": "realtime.item"}
@@ -108,9 +110,10 @@ async def stream_response(host: ResponseHost, options: Event) -> None:
             if isinstance(output, Call):
                 produced += await _stream_call(host, response["id"], index, current, output)
             elif "audio" in modalities:
-                produced += await _stream_speech(host, response["id"], index, current, output.text)
+                produced += await _stream_speech(host, response["id"], index, current, output)
             else:
-                produced += await _stream_text(host, response["id"], index, current, output.text)
+                text = output.text if output.sentences is None else "".join([s async for s in output.sentences])
+                produced += await _stream_text(host, response["id"], index, current, text)
             current["status"] = "completed"
             await host.emit({"type": "response.output_item.done", "response_id": response["id"],
                              "output_index": index, "item": current})
@@ -148,7 +151,31 @@ async def _begin_item(host: ResponseHost, response: Event, index: int, item: Eve
     await host.add_item(item)
 
 
-async def _stream_speech(host: ResponseHost, response_id: str, index: int, item: Event, text: str) -> Tokens:
+async def _outputs(assistant: Assistant, context: ResponseContext) -> AsyncIterator[Say | Call]:
+    """An assistant that streams (a language model) hands over each output as it comes; others all at once."""
+    stream = getattr(assistant, "stream", None)
+    if stream is None:
+        for output in await assistant.respond(context):
+            yield output
+        return
+    async for output in stream(context):
+        yield output
+
+
+async def _spoken(voice: Voice, say: Say) -> AsyncIterator[tuple[str, np.ndarray]]:
+    """(sentence, PCM) pairs of `say`, synthesized a sentence at a time (a streamed answer's as they arrive)."""
+    texts = say.sentences if say.sentences is not None else _single(say.text)
+    async for text in texts:
+        sentences = iter(voice.synthesize(text))
+        while (spoken := await asyncio.to_thread(next, sentences, None)) is not None:
+            yield spoken
+
+
+async def _single(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+async def _stream_speech(host: ResponseHost, response_id: str, index: int, item: Event, say: Say) -> Tokens:
     base = {"response_id": response_id, "item_id": item["id"], "output_index": index, "content_index": 0}
     part = {"type": AUDIO_PART[host.dialect], "transcript": ""}
     item["content"] = [part]
@@ -156,9 +183,7 @@ async def _stream_speech(host: ResponseHost, response_id: str, index: int, item:
     chunk = SAMPLE_RATE * host.audio_chunk_ms // 1000
     host.audio_ms[item["id"]] = 0
     # Synthesize a sentence at a time so the first audio goes out after the first sentence.
-    sentences = iter(host.voice.synthesize(text))
-    while (spoken := await asyncio.to_thread(next, sentences, None)) is not None:
-        sentence, pcm = spoken
+    async for sentence, pcm in _spoken(host.voice, say):
         sent = 0
         for start in range(0, pcm.size, chunk):
             piece = pcm[start : start + chunk]
@@ -172,6 +197,7 @@ async def _stream_speech(host: ResponseHost, response_id: str, index: int, item:
                 part["transcript"] += sentence[sent:heard]
                 sent = heard
             await asyncio.sleep(piece.size / SAMPLE_RATE / host.speed)
+    text = say.text if say.sentences is None else part["transcript"]
     part["transcript"] = text
     await host.emit({"type": "response.output_audio.done", **base})
     await host.emit({"type": "response.output_audio_transcript.done", **base, "transcript": text})
