@@ -54,6 +54,11 @@ class RealtimeSettings:
     api_key: str = field(default="", repr=False)
     base_url: str = ""
     voice: VoiceSettings = field(default_factory=VoiceSettings)
+    # Long conversations: move to a fresh service session before the service's 60-minute cap, and keep
+    # what each response re-bills bounded (GA truncation; items replayed into a fresh session).
+    rotate_after: float = 55 * 60
+    history_tokens: int = 0  # 0: the service's own limit
+    replay_items: int = 100
 
     @property
     def label(self) -> str:
@@ -123,9 +128,10 @@ class _Environment:
         except ValueError:
             value = math.nan
         if not minimum <= value <= maximum:  # NaN fails this too
-            bounds = f"{minimum:g}〜{maximum:g}" if maximum < math.inf else f"{minimum:g} 以上"
-            log.warning("%s の値「%s」は %s の数値ではないため、既定値 %g を使います"
-                        " (%s=%r is not a number in range; using %g)", name, raw, bounds, default, name, raw, default)
+            ja, en = (f"{minimum:g}〜{maximum:g}", f"{minimum:g}..{maximum:g}") if maximum < math.inf else (
+                f"{minimum:g} 以上", f">= {minimum:g}")
+            log.warning("%s の値「%s」は %sの数値ではないため、既定値 %g を使います"
+                        " (%s=%r is not a number %s; using %g)", name, raw, ja, default, name, raw, en, default)
             return default
         return value
 
@@ -144,6 +150,16 @@ def _voice_settings(env: _Environment) -> VoiceSettings:
 
 
 def _realtime_settings(env: _Environment) -> RealtimeSettings:
+    base = RealtimeSettings(provider="none")
+    return replace(
+        _provider_settings(env),
+        rotate_after=env.number("REALTIME_SESSION_ROTATE_SECONDS", base.rotate_after, minimum=1.0),
+        history_tokens=int(env.number("REALTIME_HISTORY_TOKENS", base.history_tokens)),
+        replay_items=int(env.number("REALTIME_REPLAY_MAX_ITEMS", base.replay_items, minimum=2)),
+    )
+
+
+def _provider_settings(env: _Environment) -> RealtimeSettings:
     """Pick the provider: an explicit REALTIME_PROVIDER, else Azure, else OpenAI, else offline."""
     voice = _voice_settings(env)
     explicit = env.text("REALTIME_PROVIDER").lower()

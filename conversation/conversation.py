@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ConnectionState", "Conversation", "Snapshot", "Turn"]
 
-DEFAULT_ROTATE_SECONDS = 55 * 60  # the service ends every session at 60 minutes
 # Microphone audio kept while moving to a fresh service session, so nothing said is lost.
 ROTATION_AUDIO_LIMIT = 50
 
@@ -49,21 +48,20 @@ class Snapshot:
 
 
 class Conversation:
-    def __init__(self, settings: RealtimeSettings, tools: Toolbox | None = None, debug: bool = False,
-                 rotate_after: float | None = DEFAULT_ROTATE_SECONDS) -> None:
+    def __init__(self, settings: RealtimeSettings, tools: Toolbox | None = None, debug: bool = False) -> None:
         tools = tools or default_toolbox()
         self.settings = settings
         self.transcript = Transcript()
         self.turns = Turns()
         self.feed = ChangeFeed()
         self.gate = ResponseGate(self._send_request, self._give_up)
-        self.link = ServiceLink(settings, self, self.feed.changed, self.gate.wait_quiet, rotate_after, debug)
+        self.link = ServiceLink(settings, self, self.feed.changed, self.gate.wait_quiet, debug)
         self.calls = FunctionCalls(tools, self.transcript, self.turns, self, self.feed.changed)
         self.tools = self.calls.runner
         self._tool_schemas = tools.schemas()
         self.playback = Playback()
         self.voice_attached = False
-        self.interruptions = 0  # bumps on every barge-in so the audio handler can flush fastrtc
+        self.interruptions = 0  # barge-ins so far (the speaker learns of each from `playback.next_out`)
         self._interrupted_items: set[str] = set()
         self._held_audio: list[str] = []
         self._tasks: list[asyncio.Task] = []
@@ -145,8 +143,9 @@ class Conversation:
     async def configure(self, fresh: bool) -> None:
         """A new service session is blank: configure it first, then restore the conversation."""
         d = self.settings.dialect
-        await self.link.send(dialect.session_update(self.settings.voice, self._tool_schemas, d))
-        for item in self.transcript.replay(d):
+        await self.link.send(dialect.session_update(self.settings.voice, self._tool_schemas, d,
+                                                    self.settings.history_tokens))
+        for item in self.transcript.replay(d, self.settings.replay_items):
             await self.link.send(dialect.create_item(item))
         held, self._held_audio = self._held_audio, []
         for chunk in held:

@@ -46,10 +46,10 @@ class LinkOwner(Protocol):
 
 class ServiceLink:
     def __init__(self, settings: RealtimeSettings, owner: LinkOwner, on_change: Callable[[], None],
-                 quiet: Callable[[], Awaitable[None]], rotate_after: float | None, debug: bool = False) -> None:
+                 quiet: Callable[[], Awaitable[None]], debug: bool = False) -> None:
         self._connection = RealtimeConnection(settings, debug)
         self._owner, self._on_change, self._quiet = owner, on_change, quiet
-        self._rotate_after = rotate_after
+        self._rotate_after = settings.rotate_after
         self.state = ConnectionState.NOT_CONNECTED
         self.notice = ""
         self.rotations = 0

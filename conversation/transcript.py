@@ -102,12 +102,11 @@ class Transcript:
                 shown.append({"role": item.role, "content": text})
         return shown
 
-    def replay(self, dialect: Dialect) -> list[Event]:
-        """Items to recreate in a fresh service session so the model keeps its context."""
+    def replay(self, dialect: Dialect, max_items: int) -> list[Event]:
+        """The latest `max_items` items, to recreate in a fresh service session so the model keeps its
+        context (bounded: every later response re-bills all of it)."""
         events: list[Event] = []
-        for item in self.items:
-            if not item.sent:
-                continue
+        for item in [i for i in self.items if i.sent][-max_items:]:
             if item.kind == "function_call":
                 events.append({"id": item.item_id, **function_call_item(item.call_id, item.name, item.arguments)})
                 if item.output is not None:

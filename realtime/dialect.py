@@ -40,8 +40,11 @@ def to_wire_name(internal_type: str, dialect: Dialect) -> str:
     return GA_TO_PREVIEW.get(internal_type, internal_type) if dialect == "preview" else internal_type
 
 
-def session_update(voice: VoiceSettings, tools: list[dict[str, Any]], dialect: Dialect) -> Event:
-    """The `session.update` that configures audio, transcription, VAD, persona and tools."""
+def session_update(
+    voice: VoiceSettings, tools: list[dict[str, Any]], dialect: Dialect, history_tokens: int = 0
+) -> Event:
+    """The `session.update` that configures audio, transcription, VAD, persona and tools; on GA with a
+    history limit, the service drops the oldest items past it (keeping 80% so its cache survives)."""
     transcription = {"model": voice.transcription_model, "language": voice.transcription_language}
     vad = {
         "type": "server_vad",
@@ -72,6 +75,9 @@ def session_update(voice: VoiceSettings, tools: list[dict[str, Any]], dialect: D
                 "output": {"format": pcm, "voice": voice.voice},
             },
         }
+        if history_tokens:
+            session["truncation"] = {"type": "retention_ratio", "retention_ratio": 0.8,
+                                     "token_limits": {"post_instructions": history_tokens}}
     session["tools"] = tools
     session["tool_choice"] = "auto"
     return {"type": "session.update", "session": session}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 from conftest import API_KEY, ToneVoice, eventually, settings_for
@@ -22,8 +23,8 @@ def wire_server(assistant, **options) -> RealtimeServer:
                           api_key=API_KEY, speed=8.0, record=True, **options)
 
 
-async def connected(server: RealtimeServer, flavour: str, **options) -> Conversation:
-    conversation = Conversation(settings_for(server, flavour), **options)
+async def connected(server: RealtimeServer, flavour: str) -> Conversation:
+    conversation = Conversation(settings_for(server, flavour))
     conversation.start()
     assert await conversation.wait_connected(5), conversation.notice
     return conversation
@@ -125,7 +126,9 @@ async def test_every_message_is_answered_through_connection_drops(assistant):
 async def test_moves_to_a_fresh_session_before_the_cap_and_keeps_the_context(assistant):
     server = wire_server(assistant, session_max_seconds=2.0)
     await server.start()
-    conversation = await connected(server, "azure-ga", rotate_after=1.0)
+    conversation = Conversation(replace(settings_for(server, "azure-ga"), rotate_after=1.0))
+    conversation.start()
+    assert await conversation.wait_connected(5)
     try:
         await eventually((await conversation.send_text("私の名前は太郎です")).done.is_set)
         await eventually(lambda: len(server.connections) >= 3, 6)

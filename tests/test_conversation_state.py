@@ -49,11 +49,23 @@ def test_replay_recreates_text_and_calls_in_each_dialect():
     transcript.add(Item("u1", "message", "user", "こんにちは"))
     transcript.add(Item("a1", "message", "assistant", "どうも"))
     transcript.add(Item("f1", "function_call", call_id="c1", name="get_weather", arguments="{}", output='{"ok":1}'))
-    ga = transcript.replay("ga")
+    ga = transcript.replay("ga", 100)
     assert [e["type"] for e in ga] == ["message", "message", "function_call", "function_call_output"]
     assert ga[1]["content"][0]["type"] == "output_text"
-    assert transcript.replay("preview")[1]["content"][0]["type"] == "text"
+    assert transcript.replay("preview", 100)[1]["content"][0]["type"] == "text"
     assert ga[0]["id"] == "u1" and ga[3]["call_id"] == "c1"
+    assert [e.get("id") for e in transcript.replay("ga", 2)] == ["a1", "f1", None]  # the newest, call and output kept
+
+
+def test_a_typed_message_is_not_replayed_before_it_is_sent_then_takes_its_place_in_order():
+    transcript = Transcript()
+    transcript.add(Item("u1", "message", "user", "一つ目"))
+    transcript.add(Item("u2", "message", "user", "二つ目", sent=False))
+    transcript.add(Item("a1", "message", "assistant", "一つ目への答え"), previous_item_id="u1")
+    assert [e["id"] for e in transcript.replay("ga", 100)] == ["u1", "a1"]
+    transcript.get("u2").sent = True
+    transcript.move_to_end("u2")
+    assert [m["content"] for m in transcript.messages()] == ["一つ目", "一つ目への答え", "二つ目"]
 
 
 def test_tool_rows_as_the_user_sees_them():

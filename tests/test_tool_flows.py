@@ -34,7 +34,7 @@ def toolbox(weather=None, search_latency: float = 0.0, tools: ToolRegistry = reg
 async def open_session(server, tools: Toolbox | None = None, flavour: str = "azure-ga") -> Conversation:
     session = Conversation(settings_for(server, flavour), tools=tools or toolbox())
     session.start()
-    assert await session.wait_connected(5), (session.status, session.notice)
+    assert await session.wait_connected(5), (session.state, session.notice)
     return session
 
 
