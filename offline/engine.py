@@ -116,6 +116,10 @@ class EngineConnection:
         elif "audio" in session or "type" in session:
             raise ProtocolError("unknown_parameter", "Unknown parameter: 'session.audio'.", "session.audio")
         self.config.update(session)
+        vad = self._input("turn_detection") or {}
+        for key in ("silence_duration_ms", "prefix_padding_ms"):  # the detector follows the session's VAD
+            if isinstance(vad.get(key), int) and hasattr(self.detector, key):
+                setattr(self.detector, key, vad[key])
         await self.emit({"type": "session.updated", "session": self.config})
 
     def _input(self, key: Any) -> Any:
