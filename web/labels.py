@@ -1,0 +1,108 @@
+"""Every Japanese word the page shows for a domain value, and for the English that fastrtc and Gradio put there.
+
+Domain values (call status, connection state) are string enums inside; they become labels only here.
+The maps are keyed by the enums' string values, so a `StrEnum` member and its plain value both look up.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CALL_STATUS_LABELS: dict[str, str] = {
+    "running": "実行中",
+    "done": "完了",
+    "failed": "失敗",
+    "timeout": "タイムアウト",
+    "cancelled": "キャンセル",
+}
+
+CONNECTION_LABELS: dict[str, str] = {
+    "not_connected": "接続していません",
+    "connecting": "接続中…",
+    "connected": "接続済み",
+    "reconnecting": "再接続中…",
+    "not_configured": "未設定",
+    "failed": "接続エラー",
+    "closed": "終了しました",
+}
+
+# Toast titles for our own gr.Warning / gr.Error (Gradio's defaults are "Warning" / "Error").
+WARNING_TITLE = "注意"
+ERROR_TITLE = "エラー"
+
+# English that fastrtc's voice widget and Gradio's own widgets draw (text, title, aria-label, alt, placeholder),
+# replaced in the browser by web/japanese.js. tests/test_browser.py fails when an English string it missed appears.
+PAGE_TEXT: dict[str, str] = {
+    # fastrtc: the voice widget
+    "Click to Access Microphone": "クリックしてマイクを許可",
+    "grant webcam access": "マイクの使用を許可",
+    "start stream": "録音の開始と停止",
+    "stop stream": "録音の停止",
+    "start recording": "録音開始",
+    "stop recording": "録音停止",
+    "Stop Recording": "録音停止",
+    "mute audio": "音声をミュート",
+    "unmute audio": "音声のミュートを解除",
+    "mute mic": "マイクをミュート",
+    "unmute mic": "マイクのミュートを解除",
+    "select input source": "入力デバイスを選択",
+    "select source": "入力デバイスを選択",
+    "High volume": "音量",
+    "Muted volume": "ミュート中",
+    "Audio visualization icon": "音声の波形",
+    "Connecting...": "接続中…",
+    "Loading...": "読み込み中…",
+    "spinner": "読み込み中",
+    "Copy": "コピー",
+    "Copied": "コピーしました",
+    "Empty value": "値なし",
+    "Connection failed!": "接続に失敗しました。",
+    "Unexpected server error": "サーバーで予期しないエラーが発生しました。",
+    "Too many concurrent connections. Please try again later!":
+        "音声会話の同時接続数が上限に達しています。しばらくしてから再度お試しください。",
+    "Too many concurrent users. Come back later!":
+        "音声会話の同時接続数が上限に達しています。しばらくしてから再度お試しください。",
+    # Gradio: toasts (fastrtc's warnings and errors arrive with Gradio's default titles)
+    "Warning": WARNING_TITLE,
+    "Error": ERROR_TITLE,
+    "Info": "お知らせ",
+    "Close": "閉じる",
+    # Gradio: chat and table
+    "chatbot conversation": "会話",
+    "Table actions": "表の操作",
+    "Open cell menu": "セルのメニュー",
+    "File upload": "ファイルのアップロード",
+    "Copy message": "メッセージをコピー",
+    "Clear": "会話をクリア",
+    # Gradio's footer in a browser whose language is not Japanese
+    "Use via API": "APIを介して使用",
+    "Built with Gradio": "Gradioで作成",
+    "Settings": "設定",
+    "Logo": "ロゴ",
+}
+
+# Attribute values that start with English and end with the message (Gradio's chat bubbles' aria-labels).
+PAGE_PREFIXES: dict[str, str] = {
+    "bot's message: ": "アシスタントのメッセージ: ",
+    "user's message: ": "あなたのメッセージ: ",
+}
+
+
+def call_status_label(status: str) -> str:
+    return CALL_STATUS_LABELS.get(status, status)
+
+
+def connection_label(state: str) -> str:
+    return CONNECTION_LABELS.get(state, state)
+
+
+def page_script(css: str) -> str:
+    """The JS for `demo.load(js=…)`: adds `css` and puts the Japanese above in place as the page renders.
+
+    (Gradio 5.50 deprecates `gr.Blocks(css=…, head=…)` in favour of `launch()` arguments, which belong to app.py.)
+    """
+    return (Path(__file__).with_name("japanese.js").read_text(encoding="utf-8")
+            .replace("__PAGE_TEXT__", json.dumps(PAGE_TEXT, ensure_ascii=False))
+            .replace("__PAGE_PREFIXES__", json.dumps(PAGE_PREFIXES, ensure_ascii=False))
+            .replace("__PAGE_CSS__", json.dumps(css)))
