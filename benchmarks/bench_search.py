@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script from anywhere
 
-from services.knowledge import Article, KnowledgeBase
+from services.knowledge import ARTICLES_DIR, Article, KnowledgeBase
 
 QUERIES = {
     "1-2 chars": ["AI", "統計", "音声", "ai"],
@@ -82,8 +82,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15, help="runs per query")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        articles = Path(__file__).resolve().parent.parent / "data" / "knowledge"
-        shipped = KnowledgeBase(Path(tmp) / "shipped.sqlite3", articles)
+        shipped = KnowledgeBase(Path(tmp) / "shipped.sqlite3", ARTICLES_DIR)
         start = time.perf_counter()
         shipped.ensure_built()
         print(f"shipped knowledge base: built in {(time.perf_counter() - start) * 1000:.1f} ms")
