@@ -14,6 +14,7 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the app under test never downloads a model (tests ship their own)
 os.environ.setdefault("SEARCH_LATENCY_SECONDS", "0")
 # Each test run builds its own knowledge-base file instead of sharing the user's default one.
 os.environ.setdefault("SEARCH_DB_PATH", os.path.join(tempfile.mkdtemp(prefix="kb-test-"), "knowledge.sqlite3"))
