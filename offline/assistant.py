@@ -7,8 +7,10 @@ read back from the conversation, long-running results told when they arrive.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
+from conversation.transcript import is_hallucination
 from offline import replies
 from offline.engine import Call, ResponseContext, Say
 from offline.intents import detect_language, route
@@ -28,6 +30,10 @@ def _last_user_language(items: list[dict[str, Any]]) -> str:
 
 
 class OfflineAssistant:
+    def __init__(self, recognition_problem: Callable[[], str] | None = None) -> None:
+        # Why a voice turn has no transcript, said to the user (e.g. the model could not be downloaded).
+        self._recognition_problem = recognition_problem or (lambda: "")
+
     async def respond(self, context: ResponseContext) -> list[Say | Call]:
         # Answer everything added since the engine last produced an item (e.g. a question typed while a
         # long-running tool's result arrived: one response.create covers both).
@@ -52,8 +58,11 @@ class OfflineAssistant:
         if last.get("type") != "message" or last.get("role") != "user":
             return [Say(replies.help_reply(language))]
         text = _text_of(last)
-        if not text:  # a voice turn: no speech recognition offline, and no made-up transcript
-            return [Say(replies.voice_not_transcribed_reply())]
+        voice = any(part.get("type") == "input_audio" for part in last.get("content", []))
+        if voice and not text and all(part.get("transcript") is None for part in last.get("content", [])):
+            return [Say(replies.voice_not_transcribed_reply(self._recognition_problem()))]  # never a made-up text
+        if voice and is_hallucination(text):  # noise Whisper "heard" (the app hides it too): nothing to answer
+            return []
         intent = route(text)
         if intent.kind == "weather" and "location" not in intent.arguments:
             return [Say(replies.ask_place_reply(intent.language))]

@@ -141,16 +141,14 @@ def help_reply(language: Language = "ja") -> str:
         return (
             "I'm running in offline mode, a rule-based assistant without a language model. I can answer "
             "weather questions such as \"What's the weather in Osaka tomorrow?\" and search the knowledge "
-            "base, for example \"search for machine learning\". I can tell when you speak, but I can't "
-            "transcribe speech, so please type your question. To switch to Azure OpenAI, set "
-            "AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and AZURE_OPENAI_DEPLOYMENT in the .env file."
+            "base, for example \"search for machine learning\". Speak or type your question. To switch to Azure "
+            "OpenAI, set AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and AZURE_OPENAI_DEPLOYMENT in the .env file."
         )
     return (
         "今はオフラインモードで、言語モデルを使わないルールベースの応答をしています。"
         "できるのは、天気の確認（例：「明日の大阪の天気は？」）と、"
         "ナレッジベースの検索（例：「AIについて調べて」）です。"
-        "話し始めと話し終わりは検出できますが、音声の書き起こしはできないので、"
-        "質問はテキストで入力してください。Azure OpenAI の音声対話に切り替えるには、"
+        "質問は話しかけても、テキストで入力しても構いません。Azure OpenAI の音声対話に切り替えるには、"
         ".env に AZURE_OPENAI_ENDPOINT、AZURE_OPENAI_API_KEY、AZURE_OPENAI_DEPLOYMENT を設定してください。"
     )
 
@@ -190,10 +188,15 @@ def started_reply(tool: str, language: Language = "ja") -> str:
     return f"{_STARTED_JA.get(tool, '処理')}を開始しました。{_STARTED_TAIL}"
 
 
-def voice_not_transcribed_reply(language: Language = "ja") -> str:
+def voice_not_transcribed_reply(reason: str = "", language: Language = "ja") -> str:
+    """A voice turn that could not be transcribed; `reason` (Japanese) says why recognition is unavailable."""
     if language == "en":
-        return "I received your voice, but offline mode has no speech recognition. Please type your question."
-    return (
-        "音声を受け取りましたが、オフラインモードには音声認識がないため内容は分かりません。"
-        "テキストで入力してください。"
-    )
+        return "I received your voice, but speech recognition is not available. Please type your question."
+    return f"音声を受け取りましたが、音声認識が使えないため内容は分かりません。{reason}テキストで入力してください。"
+
+
+def model_unreachable_reply(language: Language = "ja") -> str:
+    """The local language model stopped answering: the rule-based assistant answers instead."""
+    if language == "en":
+        return "I can't reach the local language model, so the rule-based assistant will answer for now."
+    return "ローカルの言語モデルに接続できないため、しばらくルールベースの応答に切り替えます。"

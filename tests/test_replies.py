@@ -147,8 +147,11 @@ def test_fixed_replies() -> None:
         "検索を開始しました。結果が出たらお知らせします。他に何かお手伝いできることはありますか？"
     )
     assert replies.voice_not_transcribed_reply() == (
-        "音声を受け取りましたが、オフラインモードには音声認識がないため内容は分かりません。テキストで入力してください。"
+        "音声を受け取りましたが、音声認識が使えないため内容は分かりません。テキストで入力してください。"
     )
+    why = "音声認識モデル「small」をダウンロードできませんでした（ネットワークに接続できません）。"
+    assert why + "テキストで入力" in replies.voice_not_transcribed_reply(why)
+    assert "ルールベース" in replies.model_unreachable_reply()
     help_text = replies.help_reply()
     for word in ("オフライン", "ルールベース", "天気", "検索", "テキスト", "AZURE_OPENAI_ENDPOINT",
                  "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_DEPLOYMENT", ".env"):
@@ -163,7 +166,7 @@ def test_fixed_replies() -> None:
 @pytest.mark.parametrize(
     "func",
     [replies.greeting_reply, replies.help_reply, replies.thanks_reply, replies.ask_place_reply,
-     replies.voice_not_transcribed_reply, replies.unknown_reply],
+     replies.voice_not_transcribed_reply, replies.unknown_reply, replies.model_unreachable_reply],
 )
 def test_english_variants_are_english(func) -> None:
     text = func(language="en")

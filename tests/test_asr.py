@@ -1,0 +1,146 @@
+"""Offline speech recognition with a real Whisper model (base, assembled from its test packages)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import numpy as np
+import pytest
+from conftest import eventually
+from whisper_model import whisper_base_dir
+
+from conversation.conversation import Conversation
+from offline.asr import SpeechRecognition, locate_model
+from offline.engine import TranscriptionFailed
+from offline.runtime import build_offline_server, offline_settings
+from offline.speech import synthesize
+from settings import RealtimeSettings
+
+SILENCE = np.zeros(24_000, np.int16)
+
+
+def plain(text: str) -> str:
+    return text.strip().rstrip("。、！!？? ")
+
+
+@pytest.fixture(scope="module")
+def recognition():
+    model = SpeechRecognition(str(whisper_base_dir()))
+    assert model.wait_loaded(60), model.problem()
+    yield model
+    model.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("question", ["明日の大阪の天気を教えて", "AIについて調べて"])
+def test_synthesised_japanese_questions_come_back_exactly(recognition, question):
+    speech = synthesize(question)
+    assert plain(recognition.transcribe_blocking(speech)) == question
+
+
+def test_silence_is_not_given_words(recognition):
+    assert recognition.transcribe_blocking(np.zeros(24_000 * 2, np.int16)) == ""
+
+
+async def test_recognition_runs_off_the_event_loop(recognition):
+    speech = await asyncio.to_thread(synthesize, "東京の天気は晴れのち曇りでしょう")
+    gaps, last, running = [], time.perf_counter(), True
+
+    async def tick() -> None:
+        nonlocal last
+        while running:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    started = time.perf_counter()
+    text = await recognition.transcribe(speech)
+    took = time.perf_counter() - started
+    running = False
+    await ticker
+    assert "東京" in text
+    assert took > 0.2 and max(gaps) < 0.15, (took, max(gaps))  # the loop kept carrying audio meanwhile
+
+
+def test_a_missing_folder_is_reported_not_raised(tmp_path):
+    model = SpeechRecognition(str(tmp_path / "no-such-model"))
+    assert not model.wait_loaded(10)
+    assert "見つかりません" in model.problem() and "no-such-model" in model.problem()
+    with pytest.raises(TranscriptionFailed, match="見つかりません"):
+        asyncio.run(model.transcribe(SILENCE))
+
+
+def test_a_folder_without_the_model_files_is_reported(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(TranscriptionFailed, match="model.bin"):
+        locate_model(str(tmp_path))
+
+
+def test_a_corrupt_model_is_reported(tmp_path):
+    for name in ("model.bin", "config.json", "tokenizer.json"):
+        (tmp_path / name).write_bytes(b"not a model")
+    model = SpeechRecognition(str(tmp_path))
+    assert not model.wait_loaded(30)
+    assert "読み込めませんでした" in model.problem()
+
+
+def test_no_network_means_no_download_and_a_reason(tmp_path):
+    started = time.perf_counter()
+    model = SpeechRecognition("small", download_root=str(tmp_path), endpoint=f"http://127.0.0.1:{closed_port()}")
+    assert not model.wait_loaded(60)
+    assert "ダウンロードできませんでした" in model.problem() and "small" in model.problem()
+    assert time.perf_counter() - started < 30
+    assert not list(tmp_path.rglob("model.bin"))
+
+
+def test_an_unknown_size_name_lists_the_known_ones():
+    with pytest.raises(TranscriptionFailed, match="base"):
+        locate_model("gigantic")
+
+
+def test_offline_settings_come_from_the_environment():
+    assert offline_settings({}).asr_model == "base" and offline_settings({}).language_model is None
+    chosen = offline_settings({"OFFLINE_ASR_MODEL": " small ", "OFFLINE_LLM_BASE_URL": "http://localhost:11434/v1",
+                               "OFFLINE_LLM_MODEL": "qwen2.5:7b"})
+    assert chosen.asr_model == "small"
+    assert chosen.language_model is not None and chosen.language_model.model == "qwen2.5:7b"
+    assert offline_settings({"OFFLINE_LLM_MODEL": "qwen2.5:7b"}).language_model is None  # half a setting: rules
+
+
+async def test_two_utterances_are_transcribed_in_order_while_audio_keeps_flowing(recognition):
+    """Through the engine and the app's conversation: real VAD, real recognition, events in order."""
+    server = build_offline_server(speed=8.0, recognition=recognition)
+    server.record = True
+    await server.start()
+    settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
+                                base_url=f"{server.url}/v1")
+    session = Conversation(settings)
+    session.start()
+    try:
+        assert await session.wait_connected(10)
+        first, second = await asyncio.gather(asyncio.to_thread(synthesize, "こんにちは"),
+                                             asyncio.to_thread(synthesize, "ありがとう"))
+        audio = np.concatenate([SILENCE, first, SILENCE, second, SILENCE, SILENCE])
+        for start in range(0, audio.size, 2400):  # 100 ms chunks, as fast as the socket takes them
+            await session.append_audio(audio[start : start + 2400])
+        record = server.connections[-1]
+        done = await eventually(lambda: len(c := record.sent_of_type(
+            "conversation.item.input_audio_transcription.completed")) == 2 and c, 30)
+        assert [plain(e["transcript"]) for e in done] == ["こんにちは", "ありがとう"]
+        committed = [e["item_id"] for e in record.sent_of_type("input_audio_buffer.committed")]
+        assert [e["item_id"] for e in done] == committed
+        users = await eventually(lambda: [m["content"] for m in session.transcript.messages()
+                                          if m["role"] == "user" and m["content"]], 10)
+        assert [plain(u) for u in users] == ["こんにちは", "ありがとう"]
+    finally:
+        await session.close()
+        await server.stop()
