@@ -146,3 +146,24 @@ async def test_moves_to_a_fresh_session_before_the_cap_and_keeps_the_context(ass
     finally:
         await conversation.close()
         await server.stop()
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_a_malformed_event_is_one_log_line_at_the_edge(server, flavour, caplog):
+    conversation = await connected(server, flavour)
+    delta = "response.audio.delta" if flavour == "azure-preview" else "response.output_audio.delta"
+    try:
+        engine = server.connections[-1].session
+        for bad in ({"type": "response.created"}, {"type": delta, "delta": "AAAA"},
+                    {"type": "response.done", "response": {"status": "completed"}},
+                    {"type": "response.output_item.added", "item": "not an object"}):
+            await engine.emit_raw({"event_id": "evt_bad", **bad})
+        await server.connections[-1].connection.send("not json")
+        turn = await conversation.send_text("まだ話せますか")
+        await eventually(turn.done.is_set)
+        assert conversation.turn_text(turn) == "echo:まだ話せますか"
+        dropped = [r for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(dropped) == 5 and not any(r.exc_info for r in caplog.records)
+        assert not any(r.levelname == "ERROR" for r in caplog.records)
+    finally:
+        await conversation.close()
