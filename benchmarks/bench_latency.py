@@ -26,7 +26,7 @@ from conversation.conversation import Conversation  # noqa: E402
 from offline.server import RealtimeServer  # noqa: E402
 from offline.speech import EnergyTurnDetector  # noqa: E402
 from settings import RealtimeSettings  # noqa: E402
-from tools import ToolRegistry  # noqa: E402
+from tools import Toolbox, ToolRegistry, default_toolbox  # noqa: E402
 from web.browsers import BrowserSessions  # noqa: E402
 from web.voice import VoiceHandler  # noqa: E402
 
@@ -68,7 +68,7 @@ async def tool_to_request(long_running: bool, trials: int = 15) -> list[float]:
     assistant = ScriptedAssistant({r"": lambda m: [call("quick")]})
     server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(), speed=50.0, record=True)
     await server.start()
-    session = Conversation(settings_for(server, "azure-ga"), tools=tools)
+    session = Conversation(settings_for(server, "azure-ga"), tools=Toolbox(tools, default_toolbox().context))
     session.start()
     await session.wait_connected(5)
     results = []
