@@ -28,17 +28,21 @@ AUDIO_DELTA = {"ga": "response.output_audio.delta", "preview": "response.audio.d
 MODALITIES = {"ga": "output_modalities", "preview": "modalities"}
 
 
-@asynccontextmanager
-async def stand_in(**options: Any) -> AsyncIterator[RealtimeServer]:
-    heard: list[int] = []
+class CountingTranscriber:
+    """Hears 「こんにちは」 in every utterance and keeps how many samples each one had."""
 
-    async def transcribe(pcm: np.ndarray) -> str:
-        heard.append(pcm.size)
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+
+    async def __call__(self, pcm: np.ndarray) -> str:
+        self.samples.append(pcm.size)
         return "こんにちは"
 
+
+@asynccontextmanager
+async def stand_in(**options: Any) -> AsyncIterator[RealtimeServer]:
     server = RealtimeServer(ScriptedAssistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
-                            transcriber=transcribe, api_key=API_KEY, speed=20.0, **options)
-    server.transcribed_samples = heard  # type: ignore[attr-defined]
+                            transcriber=CountingTranscriber(), api_key=API_KEY, speed=20.0, **options)
     await server.start()
     try:
         yield server
@@ -159,7 +163,9 @@ async def test_voice_turn_bills_input_audio_and_silence_before_it_is_not_kept():
         for chunk in np.array_split(audio, len(audio) // 480):  # 20 ms frames, as a microphone sends them
             await connection.send({"type": "input_audio_buffer.append", "audio": encode_pcm16(chunk)})
         usage = (await until(connection, "response.done"))["response"]["usage"]
-    committed_ms = 1000 * server.transcribed_samples[0] // SAMPLE_RATE  # type: ignore[attr-defined]
+    transcriber = server.transcriber
+    assert isinstance(transcriber, CountingTranscriber)
+    committed_ms = 1000 * transcriber.samples[0] // SAMPLE_RATE
     # prefix padding (+ the detector's slack) + speech + the silence that ended it; not 30 s of silence
     assert 600 + 500 <= committed_ms <= 300 + 100 + 600 + 500 + 100
     assert usage["input_token_details"]["audio_tokens"] == -(-committed_ms // 100)
