@@ -22,6 +22,7 @@ from services.weather import WeatherError, WeatherService
 from settings import Settings
 
 SUMMARY_CHARS = 80
+ToolFunction = Callable[..., Awaitable[Any]]
 
 
 class ToolError(Exception):
@@ -53,7 +54,7 @@ class Tool:
     name: str
     description: str
     arguments: type[BaseModel]
-    function: Callable[..., Awaitable[Any]]
+    function: ToolFunction
     long_running: bool
     timeout: float | None
     summary: Callable[[Any], str] = plain_summary  # the status table's one line for a result
@@ -93,9 +94,6 @@ class Tool:
         if self.context_parameter:
             arguments = {**arguments, self.context_parameter: context}
         return await self.function(**arguments)
-
-
-ToolFunction = Callable[..., Awaitable[Any]]
 
 
 class ToolRegistry:
@@ -154,7 +152,7 @@ class Toolbox:
 
     registry: ToolRegistry
     context: ToolContext
-    timeout: float = 60.0  # per call, unless the tool sets its own
+    timeout: float = Settings.tool_timeout  # per call, unless the tool sets its own
 
     @classmethod
     def from_settings(cls, settings: Settings, tools: ToolRegistry | None = None) -> Toolbox:
