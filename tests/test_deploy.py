@@ -79,7 +79,8 @@ def env_names_read_by_code() -> dict[str, str]:
                 func = node.func
                 callee = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
                 receiver = ast.unparse(func.value) if isinstance(func, ast.Attribute) else ""
-                reads_env = "env" in callee.lower() or receiver == "env" or (
+                # env.get(…), env.text(…), a module's own text(…) reader over an environ mapping, os.environ.get(…)
+                reads_env = "env" in callee.lower() or receiver == "env" or callee in ("text", "number") or (
                     callee in ("get", "setdefault", "pop") and receiver.endswith("environ"))
                 if reads_env:
                     name = node.args[0]
