@@ -45,6 +45,7 @@ def make_registry(settings: Settings, debug: bool) -> BrowserSessions:
 
 def create_app(settings: Settings, host: str = "127.0.0.1", share: bool = False,
                debug: bool = False) -> tuple[gr.Blocks, BrowserSessions]:
+    """The page, its API and the browser-session registry for these settings (the tests call this too)."""
     registry = make_registry(settings, debug)
     rtc, server_rtc = ice_servers(host, share, settings.turn, settings.on_space)
     demo = build_ui(
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     for noisy in ("httpx", "websockets", "aioice", "aiortc", "openai", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     load_dotenv(".env", override=False)  # the environment wins over .env
-    settings = load_settings()  # the only read of the environment; everything below gets what it needs
+    settings = load_settings()  # read once; everything below is handed what it needs
     host, port = args.host or settings.host, args.port or settings.port
     log.info("provider: %s", settings.realtime.label)
     demo, _registry = create_app(settings, host, args.share, args.debug)
