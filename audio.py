@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 import soxr
@@ -78,32 +79,57 @@ class Interruption:
     received_ms: int
 
 
+class Cue(Enum):
+    """What the speaker must do besides playing a frame."""
+
+    FLUSH = "flush"  # barge-in: drop whatever is already on its way downstream (fastrtc's queue)
+
+
 class Playback:
     """The assistant's audio on its way to the speaker, paced at real time.
 
     fastrtc decodes whatever `emit` returns into an unbounded queue at once, so without pacing
     we could not know what was heard when the user interrupts. We release 20 ms frames no more
-    than `lead_ms` ahead of the wall clock, which bounds what sits in fastrtc's queue.
+    than `lead_ms` ahead of the wall clock, which bounds what sits in fastrtc's queue. The speaker
+    awaits `next_out`, which also reports an interruption (`Cue.FLUSH`) the moment it happens.
     """
 
     def __init__(self, lead_ms: int = 60, clock=time.monotonic) -> None:
         self._frames: deque[tuple[str, np.ndarray]] = deque()
         self._pending = np.zeros(0, dtype=np.int16)
-        self._pending_item = ""
+        self._pending_item = ""  # the item whose audio is still arriving (until `finish`)
         self._lead = lead_ms / 1000
         self._clock = clock
         self._playhead = 0.0  # wall-clock time at which the last released frame ends
-        self._item = ""
+        self._item = ""  # the item of the last released frame
         self._released_ms = 0
         self._received_ms: dict[str, int] = {}
-        self._arrived = asyncio.Event()
+        self._flush = False
+        self._wake = asyncio.Event()  # audio arrived or an interruption happened
+
+    async def next_out(self, idle: float) -> np.ndarray | Cue | None:
+        """The next frame once it is due; `Cue.FLUSH` right after an interruption; None after `idle` s of nothing."""
+        while True:
+            if self._flush:
+                self._flush = False
+                return Cue.FLUSH
+            frame = self.next_frame()
+            if frame is not None:
+                return frame
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(self.wait_time() if self._frames else idle):
+                    await self._wake.wait()
+            except TimeoutError:
+                if not self._frames:
+                    return None
 
     async def wait_for_audio(self, timeout: float) -> None:
         """Return when audio arrives (or after `timeout`), so an idle speaker wakes without polling."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self._arrived.wait()
-        self._arrived.clear()
+                await self._wake.wait()
+        self._wake.clear()
 
     def add(self, item_id: str, pcm: np.ndarray) -> None:
         """Queue a delta, cut into whole 20 ms frames (the remainder waits for the next delta)."""
@@ -116,19 +142,20 @@ class Playback:
         for start in range(0, whole, FRAME_SAMPLES):
             self._frames.append((item_id, data[start : start + FRAME_SAMPLES]))
         self._pending = data[whole:]
-        self._arrived.set()
+        self._wake.set()
 
     def finish(self, item_id: str) -> None:
         """The item's audio is complete: release its last partial frame, padded with silence."""
         if item_id == self._pending_item:
             self._flush_pending()
+            self._pending_item = ""
 
     def _flush_pending(self) -> None:
         if self._pending.size:
             frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
             frame[: self._pending.size] = self._pending
             self._frames.append((self._pending_item, frame))
-            self._arrived.set()
+            self._wake.set()
         self._pending = np.zeros(0, dtype=np.int16)
 
     def wait_time(self) -> float:
@@ -152,16 +179,23 @@ class Playback:
         return bool(self._frames) or self._pending.size > 0 or self._clock() < self._playhead
 
     def interrupt(self) -> Interruption | None:
-        """Drop everything not yet heard; say which item was cut and at how many ms."""
-        started = self._item if self.busy else ""
-        item = started or (self._frames[0][0] if self._frames else self._pending_item)
-        unheard = max(0.0, self._playhead - self._clock())
-        heard_ms = max(0, self._released_ms - round(unheard * 1000)) if started else 0
+        """Drop everything not yet heard; say which item was cut and at how many ms (None: nothing was playing).
+
+        The speaker learns of it from `next_out` (`Cue.FLUSH`), so frames already handed downstream go too.
+        """
+        now = self._clock()
+        audible = self._item if now < self._playhead else ""
+        waiting = self._frames[0][0] if self._frames else self._pending_item  # received, not yet released
+        item = audible or waiting
+        unheard = max(0.0, self._playhead - now)
+        heard_ms = max(0, self._released_ms - round(unheard * 1000)) if item and item == self._item else 0
         stopped = Interruption(item, heard_ms, self._received_ms.get(item, 0)) if item else None
         self._received_ms.clear()
         self._frames.clear()
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_item = ""
-        self._playhead = self._clock()
+        self._playhead = now
         self._item, self._released_ms = "", 0
+        self._flush = True
+        self._wake.set()
         return stopped

@@ -34,23 +34,25 @@ from web.voice import VoiceHandler  # noqa: E402
 async def delta_to_frame(trials: int = 60) -> list[float]:
     settings = RealtimeSettings(provider="offline", api_key="x", base_url="ws://127.0.0.1:9/v1")
     session = Conversation(settings)
-    session.voice_attached = True
+    session.voice_attached = True  # as the registry marks a conversation a voice call is placed in
     handler = VoiceHandler(BrowserSessions(lambda: settings))
-    handler.session = session
+    handler.follow(session)
     delta = base64.b64encode(np.full(2400, 1000, np.int16).tobytes()).decode()  # 100 ms, as the service sends
     results = []
     for trial in range(trials):
         got = asyncio.get_running_loop().create_future()
 
         async def speaker(got: asyncio.Future) -> None:
-            while await handler.emit() is None:
-                pass
-            got.set_result(time.perf_counter())
+            while True:  # None while idle, silence after a barge-in, then the delta's first frame
+                out = await handler.emit()
+                if isinstance(out, tuple) and out[1].any():
+                    got.set_result(time.perf_counter())
+                    return
 
         task = asyncio.create_task(speaker(got))
-        await asyncio.sleep(0.06)  # the speaker is idle and waiting
+        await asyncio.sleep(0.2)  # the speaker is idle and waiting (any silence tail sent)
         start = time.perf_counter()
-        await session._dispatch({"type": "response.output_audio.delta", "item_id": f"item_{trial}", "delta": delta})
+        await session.dispatch({"type": "response.output_audio.delta", "item_id": f"item_{trial}", "delta": delta})
         results.append((await got - start) * 1000)
         await task
         session.playback.interrupt()

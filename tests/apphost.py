@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -16,6 +16,7 @@ from conversation.conversation import Conversation
 from offline.runtime import serve_in_thread
 from offline.server import RealtimeServer
 from offline.speech import EnergyTurnDetector
+from offline.streaming import Voice
 from settings import RealtimeSettings, load_settings
 from web.browsers import BrowserSessions
 
@@ -34,8 +35,9 @@ class RunningApp:
     assistant: ScriptedAssistant | None
 
 
-def scripted_server(assistant: ScriptedAssistant, api_key: str = "test-key-not-a-secret") -> RealtimeServer:
-    server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
+def scripted_server(assistant: ScriptedAssistant, api_key: str = "test-key-not-a-secret",
+                    voice: Callable[[], Voice] = ToneVoice) -> RealtimeServer:
+    server = RealtimeServer(lambda: assistant, voice, lambda: EnergyTurnDetector(threshold=500.0),
                             api_key=api_key, speed=8.0, record=True)
 
     async def transcribe(_pcm) -> str:
@@ -47,12 +49,13 @@ def scripted_server(assistant: ScriptedAssistant, api_key: str = "test-key-not-a
 
 @contextmanager
 def running_app(flavour: str = "azure-ga", assistant: ScriptedAssistant | None = None,
-                settings: RealtimeSettings | None = None, **launch: object) -> Iterator[RunningApp]:
+                settings: RealtimeSettings | None = None, voice: Callable[[], Voice] = ToneVoice,
+                **launch: object) -> Iterator[RunningApp]:
     """The app as `python app.py` serves it; `settings` overrides the scripted server (e.g. offline)."""
     server = None
     if settings is None:
         assistant = assistant or ScriptedAssistant()
-        server = scripted_server(assistant)
+        server = scripted_server(assistant, voice=voice)
         serve_in_thread(server)
         settings = settings_for(server, flavour)
     # The rest of the settings as `python app.py` reads them, so a test can set them in the environment first.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
 from audio import (
     FRAME_SAMPLES,
     SAMPLE_RATE,
+    Cue,
     Playback,
     decode_pcm16,
     encode_pcm16,
@@ -104,3 +107,38 @@ def test_interrupt_before_anything_played_names_the_item_with_zero_ms():
     stopped = playback.interrupt()
     assert stopped is not None and (stopped.item_id, stopped.played_ms) == ("item_b", 0)
     assert Playback().interrupt() is None
+
+
+def test_an_answer_heard_to_the_end_is_not_reported_when_the_user_speaks_next():
+    clock = FakeClock()
+    playback = Playback(lead_ms=60, clock=clock)
+    playback.add("item_a", np.ones(FRAME_SAMPLES * 3, np.int16))
+    playback.finish("item_a")
+    for _ in range(20):
+        playback.next_frame()
+        clock.now += 0.02
+    assert playback.interrupt() is None  # nothing was cut: the answer must stay in the conversation
+
+
+async def test_the_speaker_is_woken_by_audio_and_told_of_a_barge_in_at_once():
+    playback = Playback()
+    speaker = asyncio.create_task(playback.next_out(idle=10))
+    await asyncio.sleep(0.01)
+    playback.add("item_a", np.ones(FRAME_SAMPLES * 10, np.int16))
+    frame = await asyncio.wait_for(speaker, 0.05)
+    assert isinstance(frame, np.ndarray) and frame.size == FRAME_SAMPLES
+    while playback.next_frame() is not None:
+        pass  # take what is due now: the next frame is paced ~20 ms out
+    speaker = asyncio.create_task(playback.next_out(idle=10))
+    await asyncio.sleep(0.005)
+    stopped = playback.interrupt()
+    assert await asyncio.wait_for(speaker, 0.01) is Cue.FLUSH  # not after the paced wait
+    assert stopped is not None and stopped.item_id == "item_a"
+    assert await playback.next_out(idle=0.01) is None  # the rest was dropped
+
+
+async def test_an_idle_speaker_waits_without_waking():
+    playback = Playback()
+    started = asyncio.get_running_loop().time()
+    assert await playback.next_out(idle=0.2) is None
+    assert asyncio.get_running_loop().time() - started >= 0.19

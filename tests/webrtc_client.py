@@ -58,19 +58,21 @@ class VoiceClient:
         self.session_hash = session_hash or uuid.uuid4().hex[:11]
         self.webrtc_id = uuid.uuid4().hex[:12]
         self.microphone = ScriptedMicrophone()
-        self.received: list[tuple[float, np.ndarray]] = []  # (arrival time, samples)
+        self.received: list[tuple[float, np.ndarray]] = []  # (arrival time, 48 kHz mono samples of a frame)
         self.messages: list[dict] = []  # what the server said on the data channel
         self.pc = RTCPeerConnection()
         self._http = httpx.AsyncClient(timeout=10)
         self._tasks: list[asyncio.Task] = []
+        self._app_config: dict | None = None
 
     async def connect(self) -> dict:
         """Offer/answer through the component server; returns the server's JSON (may say failed)."""
-        config = (await self._http.get(f"{self.base}/config")).json()
+        config = await self._config()
         component = next(c["id"] for c in config["components"] if c.get("type") == "webrtc")
-        tick = next(i for i, d in enumerate(config["dependencies"]) if [component, "tick"] in d["targets"])
+        # Every event on the component's tick runs when the server asks for input, as in a browser.
+        ticks = [d["id"] for d in config["dependencies"] if [component, "tick"] in d["targets"]]
         channel = self.pc.createDataChannel("text")
-        channel.on("message", lambda message: self._on_message(message, tick, config))
+        channel.on("message", lambda message: self._on_message(message, ticks))
         self.pc.addTrack(self.microphone)
         self.pc.on("track", self._on_track)
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -81,17 +83,36 @@ class VoiceClient:
             await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
         return answer
 
-    def _on_message(self, message: str, tick: int, config: dict) -> None:
+    async def _config(self) -> dict:
+        if self._app_config is None:
+            self._app_config = (await self._http.get(f"{self.base}/config")).json()
+        return self._app_config
+
+    def _on_message(self, message: str, ticks: list[int]) -> None:
         self.messages.append(json.loads(message))
         if self.messages[-1].get("type") == "send_input":
-            self._tasks.append(asyncio.ensure_future(self._send_input(tick, config)))
+            for tick in ticks:
+                self._tasks.append(asyncio.ensure_future(self._join(tick, [{"webrtc_id": self.webrtc_id}])))
 
-    async def _send_input(self, tick: int, config: dict) -> None:
-        # The stream's extra input is the hidden session-hash box the page fills on load.
-        data = [{"webrtc_id": self.webrtc_id}, self.session_hash]
-        await self._http.post(f"{self.base}/gradio_api/queue/join",
-                              json={"data": data, "fn_index": tick, "session_hash": self.session_hash,
-                                    "event_data": None, "trigger_id": None})
+    async def _join(self, fn_index: int, data: list) -> str:
+        """Queue an event of this page (session hash) as the browser does; returns its event id."""
+        response = await self._http.post(f"{self.base}/gradio_api/queue/join",
+                                         json={"data": data, "fn_index": fn_index, "session_hash": self.session_hash,
+                                               "event_data": None, "trigger_id": None})
+        return response.json()["event_id"]
+
+    async def call(self, api_name: str, *data: object) -> object:
+        """Run one of the app's API endpoints in this page's session and return its output."""
+        config = await self._config()
+        fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
+        event_id = await self._join(fn_index, list(data))
+        url = f"{self.base}/gradio_api/queue/data"
+        async with self._http.stream("GET", url, params={"session_hash": self.session_hash}) as stream:
+            async for line in stream.aiter_lines():
+                message = json.loads(line[5:]) if line.startswith("data:") else {}
+                if message.get("msg") == "process_completed" and message.get("event_id") == event_id:
+                    return message["output"]
+        raise AssertionError(f"{api_name} did not complete")
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         async def collect() -> None:
@@ -99,7 +120,9 @@ class VoiceClient:
                 while True:
                     frame = await track.recv()
                     arrived = asyncio.get_running_loop().time()
-                    self.received.append((arrived, frame.to_ndarray().reshape(-1).copy()))
+                    # Packed s16: channels interleaved; keep the first, at 48 kHz.
+                    channels = len(frame.layout.channels)
+                    self.received.append((arrived, frame.to_ndarray().reshape(-1)[::channels].copy()))
 
         self._tasks.append(asyncio.ensure_future(collect()))
 

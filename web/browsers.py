@@ -1,4 +1,4 @@
-"""Which conversation belongs to which browser (or API client) session, and when it ends."""
+"""Which conversation belongs to which browser (or API client) session, its voice calls, and when it ends."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from conversation.conversation import Conversation
 from settings import RealtimeSettings
@@ -14,9 +15,39 @@ from tools import Toolbox
 
 log = logging.getLogger(__name__)
 
+Follow = Callable[[Conversation | None], None]
+
+
+class VoiceCall:
+    """One WebRTC call from offer to hang-up. Once placed in a browser session it speaks to that session's
+    current conversation, whichever it is: the registry calls `follow` with each new one (None: none left)."""
+
+    def __init__(self, webrtc_id: str, follow: Follow, limit: int) -> None:
+        self.webrtc_id = webrtc_id
+        self.follow = follow
+        self.limit = limit  # voice calls allowed at once, this one included
+        self.session_hash = ""
+        # True once joined to a browser session, False when refused because `limit` calls are already up.
+        self.placed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+
+@dataclass(eq=False)
+class BrowserSession:
+    """What one browser tab (or API client) has: its current conversation and the voice calls joined to it."""
+
+    conversation: Conversation | None = None
+    calls: list[VoiceCall] = field(default_factory=list)
+    gone: bool = False  # the page went away (its calls may still be hanging up)
+    watchers: int = 0  # pages waiting in `next_session`
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # replaced by a fresh one at each change
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
 
 class BrowserSessions:
-    """One Conversation per Gradio session hash; idle ones are closed by a reaper task."""
+    """One Conversation per Gradio session hash; the owner of voice attachment; idle ones are closed by a reaper."""
 
     def __init__(
         self,
@@ -29,73 +60,138 @@ class BrowserSessions:
         self._tools = tools  # None: the built-in tools with default settings
         self._idle_timeout = idle_timeout
         self._debug = debug
-        self._sessions: dict[str, Conversation] = {}
+        self._browsers: dict[str, BrowserSession] = {}
+        self._unplaced: dict[str, VoiceCall] = {}  # calls waiting for their page to say whose they are
         self._reaper: asyncio.Task | None = None
-        self._gone: set[str] = set()
 
     def get(self, session_hash: str) -> Conversation:
-        """The live session for this browser session, created (and connecting) on first use."""
-        self._gone.discard(session_hash)
-        session = self._sessions.get(session_hash)
-        if session is None or session.closed:
-            session = Conversation(self._settings(), tools=self._tools, debug=self._debug)
-            self._sessions[session_hash] = session
-        session.start()
+        """The live conversation of this browser session, created (and connecting) on first use."""
+        browser = self._browsers.setdefault(session_hash, BrowserSession())
+        browser.gone = False
+        conversation = browser.conversation
+        if conversation is None or conversation.closed:
+            conversation = Conversation(self._settings(), tools=self._tools, debug=self._debug)
+            browser.conversation = conversation
+            conversation.voice_attached = bool(browser.calls)
+            for call in browser.calls:  # a call goes on in the new conversation
+                call.follow(conversation)
+            browser.notify()
+        conversation.start()
         if self._reaper is None or self._reaper.done():
-            self._reaper = asyncio.create_task(self._reap(), name="idle session reaper")
-        return session
+            self._reaper = asyncio.create_task(self._reap(), name="idle conversation reaper")
+        return conversation
 
     def peek(self, session_hash: str) -> Conversation | None:
-        session = self._sessions.get(session_hash)
-        return None if session is None or session.closed else session
+        browser = self._browsers.get(session_hash)
+        conversation = browser.conversation if browser else None
+        return None if conversation is None or conversation.closed else conversation
 
     async def close(self, session_hash: str, gone: bool = False) -> None:
-        """End the session's conversation; `gone` when the page itself went away."""
+        """End the browser session's conversation; `gone` when the page itself went away."""
+        browser = self._browsers.get(session_hash)
+        if browser is None:
+            return
+        conversation, browser.conversation = browser.conversation, None
+        for call in browser.calls:
+            call.follow(None)
         if gone:
-            self._gone.add(session_hash)
-        session = self._sessions.pop(session_hash, None)
-        if session is not None:
-            await session.close()
+            browser.gone = True
+            self._forget_if_done(session_hash)
+        browser.notify()
+        if conversation is not None:
+            conversation.voice_attached = False
+            await conversation.close()
 
     async def next_session(self, session_hash: str, old: Conversation) -> Conversation | None:
         """After `old` ended: the one that replaces it (reset, or use after an idle close), None if the page left."""
-        while session_hash not in self._gone:
-            current = self._sessions.get(session_hash)
-            if current is not None and current is not old and not current.closed:
-                return current
-            await asyncio.sleep(0.2)
-        return None
+        browser = self._browsers.get(session_hash)
+        if browser is None:
+            return None
+        browser.watchers += 1
+        try:
+            while not browser.gone:
+                current, changed = browser.conversation, browser.changed
+                if current is not None and current is not old and not current.closed:
+                    return current
+                await changed.wait()
+            return None
+        finally:
+            browser.watchers -= 1
 
     async def reset(self, session_hash: str) -> Conversation:
-        """Start a new conversation for this browser session (the old one is closed)."""
-        old = self._sessions.get(session_hash)
-        voice = bool(old and old.voice_attached)
+        """Start a new conversation for this browser session (the old one is closed; a voice call moves over)."""
         await self.close(session_hash)
-        session = self.get(session_hash)
-        session.voice_attached = voice
-        return session
+        return self.get(session_hash)
+
+    # ---- voice calls ---------------------------------------------------------------------------
+
+    def open_call(self, webrtc_id: str, follow: Follow, limit: int) -> VoiceCall:
+        """A new WebRTC call; it waits (`placed`) until the page's tick event says whose it is (`place_call`)."""
+        call = VoiceCall(webrtc_id, follow, limit)
+        self._unplaced[webrtc_id] = call
+        return call
+
+    def place_call(self, webrtc_id: str, session_hash: str) -> None:
+        """The page of `session_hash` owns call `webrtc_id`: join it to the page's conversation (or refuse it)."""
+        call = self._unplaced.pop(webrtc_id, None)
+        if call is None or call.placed.done() or not session_hash:
+            return  # an unknown or already placed call: nothing to do (the id is not ours to trust twice)
+        if self.voice_calls >= call.limit:
+            call.placed.set_result(False)
+            return
+        conversation = self.get(session_hash)
+        call.session_hash = session_hash
+        self._browsers[session_hash].calls.append(call)
+        conversation.voice_attached = True
+        call.placed.set_result(True)
+        call.follow(conversation)
+
+    def end_call(self, call: VoiceCall) -> None:
+        """The call hung up: its voice slot is free, and its conversation is no longer listened to."""
+        self._unplaced.pop(call.webrtc_id, None)
+        if not call.placed.done():
+            call.placed.cancel()
+        browser = self._browsers.get(call.session_hash)
+        if browser is None or call not in browser.calls:
+            return
+        browser.calls.remove(call)
+        if browser.conversation is not None and not browser.calls:
+            browser.conversation.voice_attached = False
+        self._forget_if_done(call.session_hash)
 
     @property
-    def voice_sessions(self) -> int:
-        return sum(s.voice_attached and not s.closed for s in self._sessions.values())
+    def voice_calls(self) -> int:
+        return sum(len(browser.calls) for browser in self._browsers.values())
 
     @property
     def live(self) -> int:
-        return sum(not s.closed for s in self._sessions.values())
+        return sum(1 for browser in self._browsers.values() if browser.conversation and not browser.conversation.closed)
+
+    def _forget_if_done(self, session_hash: str) -> None:
+        browser = self._browsers.get(session_hash)
+        if browser is not None and browser.gone and not browser.calls:
+            del self._browsers[session_hash]
 
     async def _reap(self) -> None:
-        while self._sessions:
+        while self._browsers:
             await asyncio.sleep(min(30.0, self._idle_timeout / 2))
             now = time.monotonic()
-            for session_hash, session in list(self._sessions.items()):
-                idle = now - session.last_activity > self._idle_timeout
-                if session.closed or (idle and not session.voice_attached and not session.tools.running):
-                    log.info("closing idle session")
+            for session_hash, browser in list(self._browsers.items()):
+                conversation = browser.conversation
+                if browser.calls:
+                    continue
+                if conversation is None:
+                    if not browser.watchers:  # closed earlier and nobody waits for a next one (an API client)
+                        del self._browsers[session_hash]
+                    continue
+                idle = now - conversation.last_activity > self._idle_timeout
+                if conversation.closed or (idle and not conversation.tools.running):
+                    log.info("closing idle conversation")
                     await self.close(session_hash)
 
     async def close_all(self) -> None:
-        for session_hash in list(self._sessions):
-            await self.close(session_hash)
+        for session_hash in list(self._browsers):
+            await self.close(session_hash, gone=True)
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,63 +1,77 @@
-"""The FastRTC stream handler: microphone frames in, the assistant's voice out. Deliberately thin."""
+"""The FastRTC stream handler: microphone frames in, the assistant's voice out. Deliberately thin.
+
+Which conversation a call speaks to is the registry's business (web/browsers.py): it tells the handler
+(`follow`) when the call is placed in a browser session and whenever that session's conversation is replaced.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
+import gradio as gr
 import numpy as np
-from fastrtc import AsyncStreamHandler, CloseStream
+from fastrtc import AsyncStreamHandler, CloseStream, WebRTC, get_current_context
 from fastrtc import Warning as show_warning
 
-from audio import SAMPLE_RATE, to_realtime_pcm
+from audio import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Cue, to_realtime_pcm
 from conversation.conversation import Conversation
-from web.browsers import BrowserSessions
+from web.browsers import BrowserSessions, VoiceCall
 
 log = logging.getLogger(__name__)
 
-IDLE_POLL_SECONDS = 0.01
-IDLE_WAKE_SECONDS = 0.05
+IDLE_EMIT_SECONDS = 30.0  # emit returns None now and then: fastrtc warns when it waits 60 s for a frame
+ERROR_PAUSE_SECONDS = 0.05
+# After speech, 120 ms of silence: a receiver that releases a packet only when later ones arrive (aiortc's
+# jitter buffer holds 4) would otherwise keep the end of one reply and play it before the next.
+TAIL_FRAMES = 6
+SILENCE = np.zeros((1, FRAME_SAMPLES), np.int16)
 
 
 class VoiceHandler(AsyncStreamHandler):
-    """One per WebRTC connection; the conversation itself lives in the browser session's Conversation."""
+    """One per WebRTC connection; the conversation itself is the browser session's current Conversation."""
 
-    def __init__(self, registry: BrowserSessions, max_voice_sessions: int = 4) -> None:
+    def __init__(self, registry: BrowserSessions, max_voice_calls: int = 4) -> None:
         super().__init__(expected_layout="mono", output_sample_rate=SAMPLE_RATE, input_sample_rate=SAMPLE_RATE)
         self.registry = registry
-        self.max_voice_sessions = max_voice_sessions
+        self.max_voice_calls = max_voice_calls
+        self.conversation: Conversation | None = None
+        self._call: VoiceCall | None = None
+        self._followed = asyncio.Event()  # the registry handed over a conversation (or the call was refused)
         self._refusal = ""
-        self.session: Conversation | None = None
-        self._interruptions_seen = 0
+        self._tail = 0  # silence frames still owed after the last speech frame
         self._start_up: asyncio.Task | None = None
 
     def copy(self) -> VoiceHandler:
-        return VoiceHandler(self.registry, self.max_voice_sessions)
+        return VoiceHandler(self.registry, self.max_voice_calls)
 
     async def start_up(self) -> None:
         self._start_up = asyncio.current_task()  # fastrtc never cancels it: shutdown does
-        await self.wait_for_args()
-        session_hash = self.latest_args[-1] if len(self.latest_args) > 1 else ""
-        if not session_hash:
-            log.warning("voice stream started without a session hash")
-            return
-        if self.registry.voice_sessions >= self.max_voice_sessions:
-            # Each voice session spends the owner's quota: refuse politely (fastrtc's own limit says it in English).
-            self._refusal = (f"音声会話の同時接続数が上限（{self.max_voice_sessions}）に達しています。"
+        call = self._call = self.registry.open_call(get_current_context().webrtc_id, self.follow,
+                                                    self.max_voice_calls)
+        await self.fetch_args()  # the page answers with its tick events; one of them places the call (web/page.py)
+        if not await call.placed:
+            # Each voice call spends the owner's quota: refuse politely (fastrtc's own limit says it in English).
+            self._refusal = (f"音声会話の同時接続数が上限（{self.max_voice_calls}）に達しています。"
                              "しばらくしてから再度お試しください。テキスト入力は引き続き使えます。")
             show_warning(self._refusal)
-            return
-        session = self.registry.get(str(session_hash))
-        session.voice_attached = True
-        self._interruptions_seen = session.interruptions
-        self.session = session
+            self._followed.set()
+
+    def follow(self, conversation: Conversation | None) -> None:
+        """The registry's word: from now on the call speaks to `conversation` (None: to nobody)."""
+        old, self.conversation = self.conversation, conversation
+        if old is not None and old is not conversation:
+            old.playback.interrupt()  # its voice stops now; emit wakes on it and drops what fastrtc holds
+        self._followed.set()
 
     async def receive(self, frame: tuple[int, np.ndarray]) -> None:
-        if self.session is None:
+        conversation = self.conversation
+        if conversation is None:
             return
         try:
             sample_rate, audio = frame
-            await self.session.append_audio(to_realtime_pcm(sample_rate, audio))
+            await conversation.append_audio(to_realtime_pcm(sample_rate, audio))
         except Exception:  # an exception escaping receive ends the microphone for the whole call
             log.exception("dropping a microphone frame")
 
@@ -66,34 +80,50 @@ class VoiceHandler(AsyncStreamHandler):
             refusal, self._refusal = self._refusal, ""
             return CloseStream(refusal)
         try:
-            session = self.session
-            if session is None:
-                await asyncio.sleep(IDLE_POLL_SECONDS)
+            conversation = self.conversation
+            if conversation is None:  # not placed yet, or between conversations: sleep until told
+                self._followed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_EMIT_SECONDS):
+                        await self._followed.wait()
                 return None
-            if session.interruptions != self._interruptions_seen:
-                # Barge-in: drop what fastrtc already decoded too, not only our own queue.
-                self._interruptions_seen = session.interruptions
+            out = await conversation.playback.next_out(FRAME_MS / 1000 if self._tail else IDLE_EMIT_SECONDS)
+            if isinstance(out, np.ndarray):
+                self._tail = TAIL_FRAMES
+                return SAMPLE_RATE, out.reshape(1, -1)
+            if out is Cue.FLUSH:  # barge-in or a new conversation: what fastrtc already decoded is stale too
                 if self._clear_queue is not None:
                     self.clear_queue()
-            frame = session.playback.next_frame()
-            if frame is None:
-                wait = session.playback.wait_time()
-                if wait > 0:  # paced: the next frame is due in `wait` seconds
-                    await asyncio.sleep(wait)
-                else:  # nothing queued: sleep until audio arrives (checking for barge-in now and then)
-                    await session.playback.wait_for_audio(IDLE_WAKE_SECONDS)
+                self._tail = TAIL_FRAMES
+            if not self._tail:
                 return None
-            await asyncio.sleep(0)
-            return SAMPLE_RATE, frame.reshape(1, -1)
+            self._tail -= 1
+            return SAMPLE_RATE, SILENCE
         except Exception:  # an exception escaping emit silences the call for good
             log.exception("emit failed")
-            await asyncio.sleep(IDLE_POLL_SECONDS)
+            await asyncio.sleep(ERROR_PAUSE_SECONDS)
             return None
 
     async def shutdown(self) -> None:
         if self._start_up is not None and not self._start_up.done():
             self._start_up.cancel()
-        session, self.session = self.session, None
-        if session is not None:
-            session.voice_attached = False
-            session.playback.interrupt()
+        call, self._call = self._call, None
+        if call is not None:
+            self.registry.end_call(call)  # the voice slot is free whatever conversation the call ended in
+        self.follow(None)
+
+
+def wire_voice(voice: WebRTC, registry: BrowserSessions, max_voice_calls: int, time_limit: float) -> None:
+    """Stream the component through a VoiceHandler; its tick event tells the registry whose call it is.
+
+    fastrtc's offer carries no Gradio session, but the tick event that fastrtc has the page run when a
+    call starts does: the session hash is read from that request on the server, never sent to the page.
+    """
+
+    async def place_call(webrtc_id: str, request: gr.Request) -> None:
+        registry.place_call(webrtc_id, request.session_hash or "")
+
+    # One connection above our own limit, so the next caller hears why (in Japanese) instead of fastrtc's text.
+    voice.stream(VoiceHandler(registry, max_voice_calls), inputs=[voice], outputs=[voice],
+                 concurrency_limit=max_voice_calls + 1, time_limit=time_limit)
+    voice.tick(place_call, inputs=[voice], outputs=None, concurrency_limit=None, show_progress="hidden")
