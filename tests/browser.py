@@ -72,6 +72,28 @@ CHAT_MESSAGES = """
         .map(e => [e.dataset.testid === 'user' ? 'user' : 'assistant', e.innerText.trim()])
 """
 
+# The chat's bubbles in page order, each as [role, [texts of the messages it holds]].
+CHAT_BUBBLES = """
+() => [...document.querySelectorAll('#chat .message-row')]
+        .map(row => [row.classList.contains('user-row') ? 'user' : 'assistant',
+                     [...row.querySelectorAll('[data-testid="user"], [data-testid="bot"]')]
+                       .map(e => e.innerText.trim())])
+"""
+
+# Tool-table headers whose text does not fit their cell (cut, or drawn past its edge).
+CUT_HEADERS = """
+() => [...document.querySelectorAll('#tools table:not([aria-hidden="true"]) th')]
+        .filter(th => th.getClientRects().length && th.innerText.trim())
+        .filter(th => {
+          const range = document.createRange();
+          range.selectNodeContents(th);
+          const text = range.getBoundingClientRect(), cell = th.getBoundingClientRect();
+          return th.innerText.includes('…') || th.scrollWidth > th.clientWidth
+            || text.left < cell.left - 1 || text.right > cell.right + 1;
+        })
+        .map(th => th.innerText.trim())
+"""
+
 # The rows of the tool-status table (gradio 5 Dataframe) as lists of cell texts.
 TABLE_ROWS = """
 (label) => {
@@ -83,6 +105,45 @@ TABLE_ROWS = """
   const rows = [...block.querySelectorAll('table:not([aria-hidden="true"]) tbody tr')];
   return rows.map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim()))
              .filter(cells => cells.some(c => c !== ''));
+}
+"""
+
+# Words the page may show in Latin letters: product and protocol names, and the input key.
+ALLOWED_ENGLISH = ["Gradio", "Azure", "OpenAI", "Enter", "WebRTC", "FastRTC", "Realtime", "Open-Meteo"]
+
+# Every rendered string in Latin letters that is not allowed: text, title, aria-label, alt, placeholder.
+# Not scanned: what was said in the chat and the call's tool name and arguments in the table (data, not the
+# page's words), code (environment variable names), and upper-case abbreviations (AI, API).
+ENGLISH_ON_PAGE = """
+(allowed) => {
+  const allowedWords = new Set(allowed);
+  const english = (text) => (text.match(/[A-Za-z][A-Za-z'’.-]*[a-z][A-Za-z'’-]*/g) || [])
+    .filter(word => !allowedWords.has(word.replace(/[.'’-]+$/, '')));
+  const rendered = (el) => (el.closest('svg') || el).getClientRects().length > 0
+    && getComputedStyle(el).visibility !== 'hidden';
+  const isData = (el) => {
+    if (el.closest('[data-testid="user"], [data-testid="bot"], code, pre')) return true;
+    const cell = el.closest('#tools td');
+    return !!cell && (cell.cellIndex === 1 || cell.cellIndex === 2);
+  };
+  const found = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const el = walker.currentNode.parentElement;
+    if (!el || ['SCRIPT', 'STYLE', 'NOSCRIPT'].includes(el.tagName.toUpperCase()) || !rendered(el) || isData(el)) {
+      continue;
+    }
+    for (const word of english(walker.currentNode.data)) found.add(`text "${walker.currentNode.data.trim()}"`);
+  }
+  for (const el of document.body.querySelectorAll('[title], [aria-label], [alt], [placeholder]')) {
+    if (!rendered(el)) continue;
+    for (const name of ['title', 'aria-label', 'alt', 'placeholder']) {
+      let value = el.getAttribute(name) || '';
+      if (name === 'aria-label' && isData(el)) value = value.split(':')[0];  // the message itself is data
+      if (english(value).length) found.add(`${name} "${value}" on <${el.tagName.toLowerCase()}>`);
+    }
+  }
+  return [...found].sort();
 }
 """
 
@@ -193,14 +254,19 @@ def wait_for_page_ready(page: Any, timeout_ms: int = 20_000) -> None:
     page.get_by_text("接続済み").first.wait_for(timeout=timeout_ms)
 
 
+# fastrtc's record button: its aria-label ("start stream", put in Japanese by the page) whatever its label text.
+RECORD_BUTTON = "録音の開始と停止"
+RECORD_BUTTON_SELECTOR = f'button[aria-label="{RECORD_BUTTON}"]'
+
+
 def record_button(page: Any) -> Any:
-    # fastrtc's record button: accessible name "start stream" (aria-label) whatever its label text.
-    return page.get_by_role("button", name="start stream")
+    return page.get_by_role("button", name=RECORD_BUTTON)
 
 
 def microphone_access_button(page: Any) -> Any:
-    # With WebRTC(full_screen=False) fastrtc first shows this button, then the record button.
-    return page.get_by_role("button", name="Click to Access Microphone")
+    # With WebRTC(full_screen=False) fastrtc first shows this button ("Click to Access Microphone"), then the
+    # record button.
+    return page.get_by_role("button", name="クリックしてマイクを許可")
 
 
 def click(locator: Any) -> None:
@@ -215,19 +281,24 @@ def start_recording(page: Any, timeout_ms: int = 15_000) -> None:
         button.wait_for(state="attached", timeout=timeout_ms)
     click(button)
     page.wait_for_function(
-        "() => [...document.querySelectorAll('button[aria-label=\"start stream\"]')]"
-        ".some(b => b.innerText.includes('停止'))", timeout=timeout_ms)
+        "(selector) => [...document.querySelectorAll(selector)].some(b => b.innerText.includes('停止'))",
+        arg=RECORD_BUTTON_SELECTOR, timeout=timeout_ms)
 
 
 def stop_recording(page: Any, timeout_ms: int = 10_000) -> None:
     click(record_button(page))
     page.wait_for_function(
-        "() => [...document.querySelectorAll('button[aria-label=\"start stream\"]')]"
-        ".some(b => b.innerText.includes('録音開始'))", timeout=timeout_ms)
+        "(selector) => [...document.querySelectorAll(selector)].some(b => b.innerText.includes('録音開始'))",
+        arg=RECORD_BUTTON_SELECTOR, timeout=timeout_ms)
 
 
 def inbound_audio_energy(page: Any) -> float:
     return float(page.evaluate(INBOUND_AUDIO_ENERGY))
+
+
+def english_on_page(page: Any) -> list[str]:
+    """What the page shows in English right now (product names aside); empty when all is Japanese."""
+    return page.evaluate(ENGLISH_ON_PAGE, ALLOWED_ENGLISH)
 
 
 def chat_messages(page: Any) -> list[tuple[str, str]]:
@@ -246,12 +317,29 @@ def wait_for_chat(page: Any, predicate: Callable[[list[tuple[str, str]]], Any], 
         page.wait_for_timeout(50)
 
 
+def chat_bubbles(page: Any) -> list[tuple[str, list[str]]]:
+    return [(role, texts) for role, texts in page.evaluate(CHAT_BUBBLES)]
+
+
+def cut_headers(page: Any) -> list[str]:
+    return page.evaluate(CUT_HEADERS)
+
+
+def toasts(page: Any) -> list[str]:
+    """The texts of the toasts on screen (title and message)."""
+    return [t.strip() for t in page.locator('[data-testid="toast-body"]').all_inner_texts()]
+
+
+def message_box(page: Any) -> Any:
+    return page.get_by_placeholder("メッセージを入力して Enter")
+
+
 def tool_table(page: Any) -> list[list[str]]:
     return page.evaluate(TABLE_ROWS, "ツールの実行状況") or []
 
 
 def send_text(page: Any, text: str) -> None:
-    box = page.get_by_placeholder("メッセージを入力して Enter")
+    box = message_box(page)
     box.fill(text)
     box.press("Enter")
     # The box is cleared once the app took the message.

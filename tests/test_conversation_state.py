@@ -6,7 +6,7 @@ import pytest
 
 from conversation.tool_runner import ToolCall
 from conversation.transcript import Item, Transcript, is_hallucination
-from web.page import tool_rows, validate_message
+from web.api import tool_rows, validate_message
 
 
 def test_late_user_transcript_stays_before_the_answer():

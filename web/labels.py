@@ -80,6 +80,9 @@ PAGE_TEXT: dict[str, str] = {
     "Built with Gradio": "Gradioで作成",
     "Settings": "設定",
     "Logo": "ロゴ",
+    "logo": "ロゴ",
+    "Drop CSV or TSV files here to import data into dataframe":
+        "CSVまたはTSVファイルをここにドロップして、データをデータフレームにインポートします",
 }
 
 # Attribute values that start with English and end with the message (Gradio's chat bubbles' aria-labels).

@@ -1,64 +1,109 @@
-"""The Gradio page and API: thin wiring from components to the browser session's conversation."""
+"""The Gradio page: layout, and the events that connect it to the browser session's conversation."""
 
-import asyncio
-import contextlib
-import inspect
-import time
+from __future__ import annotations
+
+import logging
+import re
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
 import gradio as gr
 from fastrtc import WebRTC
 
-from conversation.conversation import Conversation, Snapshot
-from conversation.tool_runner import ToolCall
+from conversation.conversation import Snapshot
 from settings import RealtimeSettings
+from web.api import TOOL_COLUMNS, ConversationApi, document_only, tool_rows, validate_message
 from web.browsers import BrowserSessions
-from web.voice import VoiceHandler
+from web.labels import WARNING_TITLE, connection_label, page_script
+from web.voice import wire_voice
 
-MAX_MESSAGE_CHARS = 2000
-CHAT_TIMEOUT_SECONDS = 120.0
-TOOL_COLUMNS = ["開始時刻", "ツール", "引数", "状態", "経過秒", "結果"]
+log = logging.getLogger(__name__)
 
+INTRO = ("# 🎙️ リアルタイム音声アシスタント\n話しかけるか、メッセージを入力してください。"
+         "天気の質問や調べもの（時間のかかる検索も）を、会話を続けながら処理します。")
 OFFLINE_NOTE = (
     "**オフラインモード**で動作中です。応答するのは内蔵のルールベース・アシスタント（言語モデルではありません）で、"
     "天気（例:「明日の大阪の天気は？」）とナレッジベース検索（例:「AIについて調べて」）に答えます。"
     "音声は発話の区切りを検出しますが文字起こしはしません。Azure OpenAI を使うには `.env` に "
     "`AZURE_OPENAI_ENDPOINT` / `AZURE_OPENAI_API_KEY` / `AZURE_OPENAI_DEPLOYMENT` を設定して再起動してください。"
 )
+NO_TOOLS_YET = "まだツールは実行されていません。天気や調べものを頼むと、ここに実行状況が表示されます。"
+PLACEHOLDER = "メッセージを入力して Enter"
+CSS = """
+/* The 「会話」 label floats over the chat's top edge: the scrolling list starts below it. */
+#chat .bubble-wrap { margin-top: 1.75rem; height: calc(100% - 1.75rem); }
+#tools table { min-width: 600px; }                        /* narrow screens scroll the table, headers stay whole */
+#tools th, #tools th * { white-space: nowrap; overflow: visible; text-overflow: clip; }
+"""
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>&$])")
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
 
 
-def validate_message(message: Any) -> str | None:
-    """Why a message cannot be sent (Japanese), or None when it is fine."""
-    if not isinstance(message, str):
-        return "メッセージは文字列で送ってください。"
-    if not message.strip():
-        return "メッセージが空です。"
-    if len(message) > MAX_MESSAGE_CHARS:
-        return f"メッセージが長すぎます（{len(message)}文字）。{MAX_MESSAGE_CHARS}文字以内にしてください。"
-    return None
+def as_typed(text: str) -> str:
+    """Markdown source that renders exactly `text`: no markup, no HTML, nothing fetched."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
 
 
-def tool_rows(calls: list[ToolCall], now: float | None = None) -> list[list[str]]:
-    """The tool-status table as a user sees it: newest first, elapsed ticking while running."""
-    now = now or time.time()
-    rows = []
-    for call in calls:
-        arguments = call.arguments if len(call.arguments) <= 40 else call.arguments[:39] + "…"
-        rows.append([
-            time.strftime("%H:%M:%S", time.localtime(call.started_at)),
-            call.name,
-            arguments,
-            call.status,
-            f"{call.elapsed(now):.1f}",
-            call.summary if call.status != "実行中" else "",
-        ])
-    return rows
+def safe_markdown(text: str) -> str:
+    """The assistant's Markdown, readable, without raw HTML or images (nothing fetched); code stays as written."""
+    parts = _CODE.split(text)
+    for index in range(0, len(parts), 2):  # even parts are outside code
+        parts[index] = parts[index].replace("<", "\\<").replace("![", "!\\[")
+    return "".join(parts)
 
 
-def status_line(snapshot: Snapshot) -> str:
+def chat_view(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The transcript as the chat shows it: the user's words as typed, the assistant's as safe Markdown."""
+    return [{**m, "content": as_typed(m["content"]) if m["role"] == "user" else safe_markdown(m["content"])}
+            for m in messages]
+
+
+def status_line(snapshot: Snapshot | None, provider: str) -> str:
+    """「接続先」 and 「状態」, each once, then any notice."""
+    if snapshot is None:
+        return f"**接続先:** {provider}　**状態:** 準備中…"
+    # TODO(enum): drop the fallback once Snapshot carries `state` and `provider_label` (conversation engineer).
+    state = getattr(snapshot, "state", None)
+    label = connection_label(state) if state is not None else snapshot.status.split(":")[0]
+    provider = getattr(snapshot, "provider_label", "") or provider
     notice = f"\n\n⚠️ {snapshot.notice}" if snapshot.notice else ""
-    return f"**状態:** {snapshot.status}{notice}"
+    return f"**接続先:** {provider}　**状態:** {label}{notice}"
+
+
+class PageEvents:
+    """What the page's components do; each event finds its conversation by the Gradio session hash."""
+
+    def __init__(self, registry: BrowserSessions, provider: str) -> None:
+        self.registry = registry
+        self.provider = provider
+
+    async def send(self, message: str, request: gr.Request) -> str:
+        """Send the typed message (the box empties); a message that cannot be sent stays in the box."""
+        problem = validate_message(message)
+        if problem:
+            log.info("rejected a typed message: %s", problem)
+            gr.Warning(problem, title=WARNING_TITLE)
+            return message
+        await self.registry.get(request.session_hash).send_text(message.strip())
+        return ""
+
+    async def watch(self, request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
+        """Stream the chat, the tool table and the status line for the page's lifetime (across new conversations)."""
+        conversation = self.registry.get(request.session_hash)
+        while conversation is not None:
+            async for snapshot in conversation.updates():
+                rows = tool_rows(snapshot.calls)
+                yield (chat_view(snapshot.messages), rows, gr.update(visible=not rows),
+                       status_line(snapshot, self.provider))
+            conversation = await self.registry.next_session(request.session_hash, conversation)
+
+    async def new_conversation(self, request: gr.Request) -> None:
+        await self.registry.reset(request.session_hash)
+
+    async def leave(self, request: gr.Request) -> None:
+        await self.registry.close(request.session_hash, gone=True)
 
 
 def build_ui(
@@ -69,69 +114,12 @@ def build_ui(
     max_voice_sessions: int,
     voice_time_limit: float,
 ) -> gr.Blocks:
-    async def chat(message: str, request: gr.Request) -> AsyncIterator[str]:
-        """Send a message and stream the assistant's reply, including results of tools it started."""
-        problem = validate_message(message)
-        if problem:
-            raise gr.Error(problem)
-        session = registry.get(request.session_hash)
-        if not await session.wait_connected(10):
-            yield f"接続できませんでした: {session.notice or session.status}"
-            return
-        turn = await session.send_text(message.strip())
-        shown = ""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CHAT_TIMEOUT_SECONDS):
-                async for _ in session.updates():
-                    text = session.turn_text(turn)
-                    if text != shown:
-                        shown = text
-                        yield text
-                    if turn.done.is_set():
-                        break
-        if not shown:
-            yield session.notice or "（応答がありませんでした）"
-
-    def tool_status(request: gr.Request) -> list[list[str]]:
-        """The tool calls of this session: started at, tool, arguments, status, elapsed seconds, result."""
-        session = registry.peek(request.session_hash)
-        return tool_rows(session.snapshot().calls) if session else []
-
-    async def reset(request: gr.Request) -> str:
-        """Start a new conversation (the current one, and its running tools, end)."""
-        await registry.reset(request.session_hash)
-        return "新しい会話を開始しました。"
-
-    async def send_from_page(message: str, request: gr.Request) -> str:
-        problem = validate_message(message)
-        if problem:
-            gr.Warning(problem)
-            return message
-        session = registry.get(request.session_hash)
-        await session.send_text(message.strip())
-        return ""
-
-    async def watch(request: gr.Request) -> AsyncIterator[tuple[Any, Any, str]]:
-        session: Conversation | None = registry.get(request.session_hash)
-        while session is not None:
-            async for snapshot in session.updates():
-                yield snapshot.messages, tool_rows(snapshot.calls), status_line(snapshot)
-            session = await registry.next_session(request.session_hash, session)
-
-    async def leave(request: gr.Request) -> None:
-        await registry.close(request.session_hash, gone=True)
-
-    def session_hash(request: gr.Request) -> str:
-        return request.session_hash or ""
-
+    events = PageEvents(registry, settings.label)
     with gr.Blocks(title="リアルタイム音声アシスタント", analytics_enabled=False) as demo:
-        gr.Markdown("# 🎙️ リアルタイム音声アシスタント\n話しかけるか、メッセージを入力してください。"
-                    "天気の質問や調べもの（時間のかかる検索も）を、会話を続けながら処理します。")
+        gr.Markdown(INTRO)
         if settings.provider == "offline":
             gr.Markdown(OFFLINE_NOTE)
-        gr.Markdown(f"**接続先:** {settings.label}")
-        status = gr.Markdown("**状態:** 準備中…")
-        hash_box = gr.Textbox(visible=False)
+        status = gr.Markdown(status_line(None, settings.label))
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 voice = WebRTC(
@@ -142,33 +130,32 @@ def build_ui(
                 )
                 new_chat = gr.Button("新しい会話", variant="secondary")
             with gr.Column(scale=2):
-                chatbot = gr.Chatbot(type="messages", label="会話", height=420)
+                chatbot = gr.Chatbot(
+                    type="messages", label="会話", height=420, elem_id="chat",
+                    group_consecutive_messages=False,  # each answer its own bubble
+                    # Messages reach the chat escaped (chat_view), so no tag survives to be kept or dropped;
+                    # allow_tags=True is Gradio 6's default and the one value 5.50 does not warn about.
+                    sanitize_html=True, allow_tags=True, latex_delimiters=[],
+                )
                 with gr.Row():
-                    text = gr.Textbox(placeholder="メッセージを入力して Enter", show_label=False, scale=5,
-                                      max_length=MAX_MESSAGE_CHARS)
+                    # No max_length: the browser would cut a long paste silently; `send` explains the limit.
+                    text = gr.Textbox(label="メッセージ", placeholder=PLACEHOLDER, show_label=False, scale=5,
+                                      lines=1, max_lines=6)
                     send = gr.Button("送信", variant="primary", scale=1, min_width=80)
         table = gr.Dataframe(headers=TOOL_COLUMNS, label="ツールの実行状況（新しい順）", interactive=False,
-                             wrap=True, value=[])
+                             wrap=True, value=[], row_count=0, elem_id="tools")
+        no_tools = gr.Markdown(NO_TOOLS_YET)
 
-        # One connection above our own limit, so the next caller hears why (in Japanese) instead of fastrtc's text.
-        voice.stream(VoiceHandler(registry, max_voice_sessions), inputs=[voice, hash_box], outputs=[voice],
-                     concurrency_limit=max_voice_sessions + 1, time_limit=voice_time_limit)
-        demo.load(session_hash, outputs=[hash_box], show_api=False, api_name=False, queue=False)
+        wire_voice(voice, registry, max_voice_sessions, voice_time_limit)
+        demo.load(None, js=page_script(CSS))
         # A stream for the page's lifetime: no progress border on the components it updates.
-        demo.load(watch, outputs=[chatbot, table, status], show_api=False, api_name=False, concurrency_limit=None,
+        demo.load(events.watch, outputs=[chatbot, table, no_tools, status], concurrency_limit=None,
                   show_progress="hidden")
-        for trigger in (text.submit, send.click):
-            trigger(send_from_page, inputs=[text], outputs=[text], show_api=False, api_name=False,
-                    concurrency_limit=None)
-        new_chat.click(reset, outputs=None, show_api=False, api_name=False, concurrency_limit=None)
-        demo.unload(leave)
-        # Each streamed value is the reply so far (a string); gradio cannot read that from AsyncIterator[str].
-        chat.__signature__ = inspect.signature(chat).replace(return_annotation=str)  # type: ignore[attr-defined]
-        gr.api(chat, api_name="chat", concurrency_limit=None)
-        gr.api(tool_status, api_name="tool_status", concurrency_limit=None)
-        gr.api(reset, api_name="reset", concurrency_limit=None)
-
-    for dependency in demo.fns.values():  # fastrtc's own events are not part of our API
-        if dependency.api_name not in ("chat", "tool_status", "reset"):
-            dependency.show_api = False
+        gr.on([text.submit, send.click], events.send, inputs=[text], outputs=[text], concurrency_limit=None)
+        # The chat's trash icon and the button both start a new conversation.
+        gr.on([new_chat.click, chatbot.clear], events.new_conversation, concurrency_limit=None)
+        with warnings.catch_warnings():  # Gradio 5.50's unload() passes its own deprecated show_api=False
+            warnings.filterwarnings("ignore", "The 'show_api' parameter", DeprecationWarning)
+            demo.unload(events.leave)
+        document_only(demo, ConversationApi(registry).register())
     return demo
