@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,9 +23,10 @@ from conversation.calls import FunctionCalls
 from conversation.feed import ChangeFeed
 from conversation.gate import Request, ResponseGate
 from conversation.link import ConnectionState, ServiceLink
-from conversation.tool_runner import ToolCall
+from conversation.tool_runner import CallStatus, ToolCall
 from conversation.transcript import Item, Transcript, is_hallucination
 from conversation.turns import Turn, Turns
+from conversation.usage import TurnKind, meter_for
 from realtime import dialect
 from realtime.dialect import Event, content_text
 from settings import RealtimeSettings, missing_settings
@@ -60,6 +62,7 @@ class Conversation:
         self.tools = self.calls.runner
         self._tool_schemas = tools.schemas()
         self.playback = Playback()
+        self.usage = meter_for(settings.provider, settings.model)
         self.voice_attached = False
         self.interruptions = 0  # barge-ins so far (the speaker learns of each from `playback.next_out`)
         self._interrupted_items: set[str] = set()
@@ -177,6 +180,7 @@ class Conversation:
         """Add a typed message and ask for its own answer; the returned turn tracks everything it caused."""
         self.last_activity = time.monotonic()
         turn = self.turns.open()
+        self.usage.turn_started(turn.turn_id, TurnKind.TYPED)
         turn.message_id = f"msg_{uuid.uuid4().hex[:20]}"
         self.transcript.add(Item(turn.message_id, "message", "user", text, sent=False))
         self.feed.changed()
@@ -205,6 +209,12 @@ class Conversation:
     def snapshot(self) -> Snapshot:
         calls = sorted(self.tools.calls.values(), key=lambda c: c.started_at, reverse=True)
         return Snapshot(self.transcript.messages(), calls, self.link.state, self.settings.label, self.link.notice)
+
+    def usage_summary(self) -> dict[str, Any]:
+        """Tokens, estimated cost and latency medians so far (tool durations from the runner's calls)."""
+        ran = [(c.name, c.elapsed()) for c in self.tools.calls.values()
+               if c.finished_at is not None and c.status != CallStatus.CANCELLED]
+        return self.usage.summary(ran)
 
     async def updates(self) -> AsyncIterator[Snapshot]:
         """Snapshots whenever something changed (coalesced); ticks each second while tools run."""
@@ -265,6 +275,7 @@ class Conversation:
 
     async def _on_speech_stopped(self, event: Event) -> None:
         self.gate.on_speech_stopped()
+        self.usage.turn_started(event.get("item_id") or f"speech_{uuid.uuid4().hex[:12]}", TurnKind.VOICE)
 
     async def _on_item_added(self, event: Event) -> None:
         raw = event["item"]
@@ -311,6 +322,7 @@ class Conversation:
 
     async def _on_audio_delta(self, event: Event) -> None:
         item_id = event["item_id"]
+        self.usage.first_output_of(TurnKind.VOICE)
         if self.voice_attached and item_id not in self._interrupted_items:
             self.playback.add(item_id, decode_pcm16(event.get("delta", "")))
 
@@ -318,6 +330,8 @@ class Conversation:
         self.playback.finish(event["item_id"])
 
     async def _on_text_delta(self, event: Event) -> None:
+        for turn in self.turns.of_response(event.get("response_id", "")):
+            self.usage.first_output(turn.turn_id)
         item = self.transcript.get(event["item_id"])
         if item is not None:
             item.text += event.get("delta", "")
@@ -340,6 +354,7 @@ class Conversation:
         for raw in response.get("output") or []:
             if raw.get("type") == "function_call" and not self.calls.known(raw.get("call_id", "")):
                 await self.calls.on_item_done({**raw, "status": raw.get("status") or "incomplete"}, response_id)
+        self.usage.on_response_done(response_id, response.get("usage"))
         self.gate.on_response_done(response_id)
         self.turns.response_done(response_id)
         self.feed.changed()

@@ -8,12 +8,13 @@ when the model name is an arbitrary Azure deployment. Pure bookkeeping: no UI, n
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from pathlib import Path
@@ -99,8 +100,12 @@ def read_price_table(path: Path | str) -> PriceTable:
 
 def load_prices(env: Mapping[str, str] = os.environ) -> PriceTable:
     """The defaults, with REALTIME_PRICES_FILE's models laid over them; a bad file leaves the defaults."""
+    return _prices_from(env.get("REALTIME_PRICES_FILE", "").strip())
+
+
+@functools.lru_cache(maxsize=8)  # every conversation asks; read (and warn about) a file once
+def _prices_from(path: str) -> PriceTable:
     defaults = read_price_table(DEFAULT_PRICES_PATH)
-    path = env.get("REALTIME_PRICES_FILE", "").strip()
     if not path:
         return defaults
     try:
@@ -209,7 +214,6 @@ class UsageMeter:
         self._seen: set[str] = set()
         self.turns: list[TurnLatency] = []
         self._open: dict[str, tuple[TurnKind, float]] = {}
-        self.tool_seconds: list[tuple[str, float]] = []
 
     @property
     def cost_status(self) -> CostStatus:
@@ -270,29 +274,28 @@ class UsageMeter:
         waiting = [t for t, (k, _) in self._open.items() if k == kind]
         return [latency for t in waiting if (latency := self.first_output(t, now))]
 
-    def tool_finished(self, name: str, seconds: float) -> None:
-        self.tool_seconds.append((name, max(0.0, float(seconds))))
-
     # ---- report ----------------------------------------------------------------------------
 
-    def latency(self) -> dict[str, Any]:
+    def latency(self, tool_durations: Iterable[tuple[str, float]] = ()) -> dict[str, Any]:
+        """Medians per turn kind and per tool; tool durations come from the tool runner, which keeps every call."""
         by_kind = {kind: [t.seconds for t in self.turns if t.kind == kind] for kind in TurnKind}
         tools: dict[str, list[float]] = {}
-        for name, seconds in self.tool_seconds:
-            tools.setdefault(name, []).append(seconds)
+        for name, seconds in tool_durations:
+            tools.setdefault(name, []).append(max(0.0, seconds))
+        every_tool = [s for durations in tools.values() for s in durations]
         return {
             "voice_median_seconds": _median(by_kind[TurnKind.VOICE]),
             "voice_turns": len(by_kind[TurnKind.VOICE]),
             "typed_median_seconds": _median(by_kind[TurnKind.TYPED]),
             "typed_turns": len(by_kind[TurnKind.TYPED]),
-            "tool_median_seconds": _median([s for _, s in self.tool_seconds]),
-            "tool_calls": len(self.tool_seconds),
+            "tool_median_seconds": _median(every_tool),
+            "tool_calls": len(every_tool),
             "tools": {name: {"median_seconds": _median(v), "calls": len(v)} for name, v in tools.items()},
             "turns": [{"turn_id": t.turn_id, "kind": str(t.kind), "seconds": round(t.seconds, 3)}
                       for t in self.turns],
         }
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, tool_durations: Iterable[tuple[str, float]] = ()) -> dict[str, Any]:
         """Totals, one row per response, and latency medians, as plain JSON-ready values."""
         cost = self.cost_usd
         return {
@@ -309,7 +312,7 @@ class UsageMeter:
                  "cost_usd": None if r.cost_usd is None else round(r.cost_usd, 6)}
                 for r in self.responses
             ],
-            "latency": self.latency(),
+            "latency": self.latency(tool_durations),
         }
 
 

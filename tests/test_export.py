@@ -32,8 +32,7 @@ def conversation() -> tuple[list[Item], list[ToolCall], dict]:
     meter.on_response_done("resp_1", USAGE)
     meter.turn_started("turn_1", TurnKind.TYPED, at=5.0)
     meter.first_output("turn_1", at=5.6)
-    meter.tool_finished("get_weather", 1.25)
-    return items, [weather], meter.summary()
+    return items, [weather], meter.summary([("get_weather", weather.elapsed())])
 
 
 def test_json_has_transcript_tool_results_usage_and_timings() -> None:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+import numpy as np
 import pytest
+from conftest import ToneVoice, call, eventually, settings_for
 
+from conversation.conversation import Conversation
+from conversation.export import conversation_record, to_markdown
 from conversation.usage import (
     CostStatus,
     Prices,
@@ -16,6 +21,8 @@ from conversation.usage import (
     load_prices,
     meter_for,
 )
+from settings import load_settings
+from tools import Toolbox
 
 # Shaped like real `response.done.response.usage` payloads (GA), numbers chosen to make the arithmetic visible.
 FIRST = {
@@ -152,9 +159,8 @@ def test_latency_medians_per_kind_and_per_tool() -> None:
     meter.turn_started("typed", TurnKind.TYPED, at=30.0)
     assert meter.first_output("typed", at=30.4).seconds == pytest.approx(0.4)
     assert meter.first_output("typed", at=31.0) is None
-    for name, seconds in (("get_weather", 0.3), ("get_weather", 0.5), ("search_database", 20.0)):
-        meter.tool_finished(name, seconds)
-    latency = meter.summary()["latency"]
+    tools = [("get_weather", 0.3), ("get_weather", 0.5), ("search_database", 20.0)]
+    latency = meter.summary(tools)["latency"]
     assert (latency["voice_median_seconds"], latency["voice_turns"]) == (0.7, 3)
     assert (latency["typed_median_seconds"], latency["typed_turns"]) == (0.4, 1)
     assert latency["tools"]["get_weather"] == {"median_seconds": 0.4, "calls": 2}
@@ -174,3 +180,72 @@ def test_empty_meter_summary_is_well_formed() -> None:
     assert summary["totals"]["input_tokens"] == 0 and summary["totals"]["cost_usd"] == 0
     assert summary["latency"]["voice_median_seconds"] is None
     json.dumps(summary)
+
+
+# ---- the meter inside a conversation, against the local Realtime server over a real socket ----------------------
+
+
+def reported(server) -> list[dict]:
+    """The `response` of every response.done the server sent, in order."""
+    return [event["response"] for connection in server.connections for event in connection.sent_of_type(
+        "response.done")]
+
+
+async def open_conversation(server, flavour: str) -> Conversation:
+    tools = Toolbox.from_settings(replace(load_settings(), search_latency=0.0))  # the search answers at once
+    conversation = Conversation(settings_for(server, flavour), tools=tools)
+    conversation.start()
+    assert await conversation.wait_connected(5), conversation.notice
+    return conversation
+
+
+@pytest.mark.parametrize("flavour", ["openai", "azure-ga", "azure-preview"])
+async def test_conversation_totals_equal_the_sum_the_server_reported(server, assistant, flavour):
+    assistant.rules = {r"調べて": lambda m: [call("search_database", query="AI")]}
+    conversation = await open_conversation(server, flavour)
+    try:
+        for text in ("こんにちは", "AIについて調べて", "ありがとう"):
+            turn = await conversation.send_text(text)
+            await eventually(turn.done.is_set, 15)
+        await eventually(lambda: len(conversation.usage.responses) == len(reported(server)))
+        summary = conversation.usage_summary()
+        responses = reported(server)
+        assert len(responses) >= 4  # three answers and the search result told
+        assert [r["response_id"] for r in summary["responses"]] == [r["id"] for r in responses]
+        for key in ("input_tokens", "output_tokens", "total_tokens"):
+            assert summary["totals"][key] == sum(r["usage"][key] for r in responses) > 0, key
+        assert summary["totals"]["cached_tokens"] == sum(
+            r["usage"]["input_token_details"]["cached_tokens"] for r in responses) > 0
+        latency = summary["latency"]
+        assert latency["typed_turns"] == 3 and 0 < latency["typed_median_seconds"] < 5
+        assert latency["tools"]["search_database"]["calls"] == 1
+        if flavour == "openai":  # a model in the price table
+            assert summary["cost_status"] == "estimated" and summary["totals"]["cost_usd"] > 0
+        else:  # an Azure deployment name the table does not know
+            assert summary["cost_status"] == "unknown_model" and summary["totals"]["cost_usd"] is None
+        record = conversation_record(conversation.transcript.items, conversation.tools.calls.values(), summary)
+        assert [e["text"] for e in record["transcript"] if e.get("role") == "user"] == [
+            "こんにちは", "AIについて調べて", "ありがとう"]
+        assert record["tool_calls"][0]["name"] == "search_database"
+        assert record["tool_calls"][0]["result"]["status"] == "completed"
+        assert "## 使用量と料金" in to_markdown(record)
+    finally:
+        await conversation.close()
+
+
+async def test_voice_turn_latency_is_end_of_speech_to_first_audio(server):
+    conversation = await open_conversation(server, "azure-ga")
+    conversation.voice_attached = True
+    try:
+        speech = ToneVoice.tone("あいうえおかきくけこ")
+        for chunk in np.array_split(np.concatenate([speech, np.zeros(24000, np.int16)]), 40):
+            await conversation.append_audio(chunk)
+        await eventually(lambda: conversation.usage.turns and conversation.usage.responses)
+        summary = conversation.usage_summary()
+        assert summary["latency"]["voice_turns"] == 1
+        assert 0 < summary["latency"]["voice_median_seconds"] < 5
+        heard = reported(server)[0]["usage"]
+        assert summary["totals"]["input_audio_tokens"] == heard["input_token_details"]["audio_tokens"] > 0
+        assert summary["totals"]["output_audio_tokens"] == heard["output_token_details"]["audio_tokens"] > 0
+    finally:
+        await conversation.close()
