@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import pytest
 from apphost import running_app
 from conftest import ScriptedAssistant, call
@@ -22,6 +25,17 @@ def app():
         env.setenv("OPEN_METEO_GEOCODING_URL", weather.geocoding_url)
         with running_app("azure-ga", assistant) as running:
             yield running
+
+
+def test_building_and_serving_the_app_warns_nothing():
+    """No deprecation (or other) warning from our use of Gradio and fastrtc at start."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with running_app("azure-ga", ScriptedAssistant()):
+            pass
+    ours = [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught
+            if issubclass(w.category, (DeprecationWarning, UserWarning))]
+    assert not ours, ours
 
 
 def test_view_api_lists_exactly_the_documented_endpoints(app):
@@ -56,12 +70,17 @@ def test_simultaneous_chats_on_one_client_each_get_their_own_answer(app):
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "あ" * 2001])
-def test_bad_messages_get_a_clear_error_and_the_session_goes_on(app, bad):
+def test_bad_messages_get_a_clear_error_and_the_session_goes_on(app, bad, caplog, capfd):
+    caplog.set_level(logging.INFO)
     client = Client(app.url, verbose=False)
     with pytest.raises(Exception) as caught:
         client.predict(bad, api_name="/chat")
     assert "メッセージ" in str(caught.value)
     assert "Traceback" not in str(caught.value)
+    # The server log: one line for the rejected message, no traceback.
+    rejections = [r for r in caplog.records if r.name == "web.api"]
+    assert len(rejections) == 1 and rejections[0].exc_info is None, rejections
+    assert "Traceback" not in capfd.readouterr().err
     assert client.predict("まだ大丈夫？", api_name="/chat") == "echo:まだ大丈夫？"
 
 
