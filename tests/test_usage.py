@@ -7,7 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import ToneVoice, call, eventually, settings_for
+from apphost import running_app
+from conftest import ScriptedAssistant, ToneVoice, call, eventually, settings_for
+from gradio_client import Client
 
 from conversation.conversation import Conversation
 from conversation.export import conversation_record, to_markdown
@@ -249,3 +251,29 @@ async def test_voice_turn_latency_is_end_of_speech_to_first_audio(server):
         assert summary["totals"]["output_audio_tokens"] == heard["output_token_details"]["audio_tokens"] > 0
     finally:
         await conversation.close()
+
+
+# ---- through the app: /usage and /export for gradio_client callers ------------------------------------------------
+
+
+def test_usage_and_export_through_the_api():
+    with running_app("openai", ScriptedAssistant()) as app:
+        client = Client(app.url, verbose=False)
+        empty = client.predict(api_name="/usage")
+        assert empty["totals"]["responses"] == 0 and empty["cost_status"] == "estimated"
+        assert client.predict("こんにちは", api_name="/chat") == "echo:こんにちは"
+        assert client.predict("もう一度", api_name="/chat") == "echo:もう一度"
+        usage = client.predict(api_name="/usage")
+        responses = reported(app.server)
+        assert [r["response_id"] for r in usage["responses"]] == [r["id"] for r in responses]
+        assert usage["totals"]["input_tokens"] == sum(r["usage"]["input_tokens"] for r in responses) > 0
+        assert usage["totals"]["output_tokens"] == sum(r["usage"]["output_tokens"] for r in responses) > 0
+        assert usage["totals"]["cost_usd"] > 0 and usage["latency"]["typed_turns"] == 2
+        markdown = client.predict("markdown", api_name="/export")
+        assert "**ユーザー:** こんにちは" in markdown and "**アシスタント:** echo:もう一度" in markdown
+        record = json.loads(client.predict("json", api_name="/export"))
+        assert [e["text"] for e in record["transcript"]] == ["こんにちは", "echo:こんにちは", "もう一度",
+                                                              "echo:もう一度"]
+        assert record["usage"]["totals"]["input_tokens"] == usage["totals"]["input_tokens"]
+        with pytest.raises(Exception, match="形式は json か markdown"):
+            client.predict("pdf", api_name="/export")

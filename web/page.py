@@ -16,6 +16,7 @@ from settings import RealtimeSettings
 from web.api import TOOL_COLUMNS, ConversationApi, document_only, tool_rows, validate_message
 from web.browsers import BrowserSessions
 from web.labels import WARNING_TITLE, connection_label, page_script
+from web.usage_panel import UsageApi, usage_panel
 from web.voice import wire_voice
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ def build_ui(
                     text = gr.Textbox(label="メッセージ", placeholder=PLACEHOLDER, show_label=False, scale=5,
                                       lines=1, max_lines=6)
                     send = gr.Button("送信", variant="primary", scale=1, min_width=80)
+        usage_panel(demo, registry, settings)
         table = gr.Dataframe(headers=TOOL_COLUMNS, label="ツールの実行状況（新しい順）", interactive=False,
                              wrap=True, value=[], row_count=0, elem_id="tools")
         no_tools = gr.Markdown(NO_TOOLS_YET)
@@ -157,5 +159,5 @@ def build_ui(
         with warnings.catch_warnings():  # Gradio 5.50's unload() passes its own deprecated show_api=False
             warnings.filterwarnings("ignore", "The 'show_api' parameter", DeprecationWarning)
             demo.unload(events.leave)
-        document_only(demo, ConversationApi(registry).register())
+        document_only(demo, ConversationApi(registry).register() | UsageApi(registry, settings).register())
     return demo
