@@ -210,11 +210,12 @@ class Conversation:
         calls = sorted(self.tools.calls.values(), key=lambda c: c.started_at, reverse=True)
         return Snapshot(self.transcript.messages(), calls, self.link.state, self.settings.label, self.link.notice)
 
-    def usage_summary(self) -> dict[str, Any]:
-        """Tokens, estimated cost and latency medians so far (tool durations from the runner's calls)."""
+    def usage_summary(self, detail: bool = True) -> dict[str, Any]:
+        """Tokens, estimated cost and latency medians so far (tool durations from the runner's calls);
+        `detail` adds the rows per response and per turn."""
         ran = [(c.name, c.elapsed()) for c in self.tools.calls.values()
                if c.finished_at is not None and c.status != CallStatus.CANCELLED]
-        return self.usage.summary(ran)
+        return self.usage.summary(ran, detail)
 
     async def updates(self) -> AsyncIterator[Snapshot]:
         """Snapshots whenever something changed (coalesced); ticks each second while tools run."""

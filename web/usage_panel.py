@@ -92,7 +92,7 @@ def usage_panel(demo: gr.Blocks, registry: BrowserSessions, settings: RealtimeSe
         shown = ""
         while conversation is not None:
             async for _ in conversation.updates():
-                line = usage_line(conversation.usage_summary())
+                line = usage_line(conversation.usage_summary(detail=False))
                 if line != shown:
                     shown = line
                     yield line
