@@ -281,6 +281,11 @@ class EngineConnection:
     def response_finished(self) -> None:
         self.active = None
 
+    async def transcribed(self) -> None:
+        """Wait for the transcripts of the utterances committed so far (the model hears them as it answers)."""
+        if self.transcribing is not None:
+            await asyncio.wait([self.transcribing])
+
     def context(self, options: Event) -> ResponseContext:
         return ResponseContext(
             items=list(self.items),

@@ -78,6 +78,7 @@ class ResponseHost(Protocol):
 
     def context(self, options: Event) -> ResponseContext: ...
     def response_finished(self) -> None: ...
+    async def transcribed(self) -> None: ...
 
 
 def new_id(prefix: str) -> str:
@@ -100,6 +101,7 @@ async def stream_response(host: ResponseHost, options: Event) -> None:
     current: Event | None = None
     status = "completed"
     try:
+        await host.transcribed()  # what was just said is part of what gets answered
         index = -1
         async for output in _outputs(host.assistant, context):
             index += 1

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 from conftest import eventually
-from whisper_model import whisper_base_dir
+from whisper_model import plain, whisper_base_dir
 
 from conversation.conversation import Conversation
 from offline.asr import SpeechRecognition, locate_model
@@ -19,10 +19,6 @@ from offline.speech import synthesize
 from settings import RealtimeSettings
 
 SILENCE = np.zeros(24_000, np.int16)
-
-
-def plain(text: str) -> str:
-    return text.strip().rstrip("。、！!？? ")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +77,7 @@ def test_a_missing_folder_is_reported_not_raised(tmp_path):
 
 def test_a_folder_without_the_model_files_is_reported(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(TranscriptionFailed, match="model.bin"):
+    with pytest.raises(TranscriptionFailed, match=r"model\.bin"):
         locate_model(str(tmp_path))
 
 

@@ -1,4 +1,5 @@
-"""Offline mode end to end: the app with no cloud credentials, the built-in engine, real TTS and VAD."""
+"""Offline mode end to end: the app with no cloud credentials, the built-in engine, real TTS, VAD and
+speech recognition (the Whisper base test model), spoken to through a WebRTC peer."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from apphost import open_voice, running_app
 from conftest import eventually
 from gradio_client import Client
 from openmeteo_server import serve_open_meteo
+from whisper_model import plain, whisper_base_dir
 
 from audio import rms
 from conversation.tool_runner import CallStatus
+from offline.asr import SpeechRecognition
 from offline.assistant import OfflineAssistant
 from offline.engine import Call, ResponseContext, Say
 from offline.runtime import build_offline_server, serve_in_thread
@@ -34,6 +37,96 @@ def offline_app():
         env.setenv("SEARCH_LATENCY_SECONDS", "0.5")
         with running_app(settings=settings) as running:
             yield running, engine, weather
+
+
+@pytest.fixture(scope="module")
+def listening_app():
+    """The offline app with speech recognition, as `python app.py` runs it with a model at hand."""
+    recognition = SpeechRecognition(str(whisper_base_dir()))
+    engine = build_offline_server(recognition=recognition)
+    engine.record = True
+    settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
+                                base_url=f"{serve_in_thread(engine)}/v1")
+    with serve_open_meteo() as weather, pytest.MonkeyPatch.context() as env:
+        env.setenv("OPEN_METEO_FORECAST_URL", weather.forecast_url)
+        env.setenv("OPEN_METEO_GEOCODING_URL", weather.geocoding_url)
+        env.setenv("SEARCH_LATENCY_SECONDS", "6")  # long enough to talk while it runs
+        with running_app(settings=settings) as running:
+            assert recognition.wait_loaded(60), recognition.problem()
+            yield running
+    recognition.close()
+
+
+async def say(voice, text: str) -> None:
+    speech = await asyncio.to_thread(synthesize, text)
+    voice.microphone.play(np.concatenate([np.zeros(6000, np.int16), speech]))
+
+
+def said_by(session, role: str) -> list[str]:
+    return [m["content"] for m in session.transcript.messages() if m["role"] == role and m["content"]]
+
+
+async def test_a_spoken_weather_question_is_heard_and_answered_aloud(listening_app):
+    app = listening_app
+    voice, session = await open_voice(app)
+    try:
+        await say(voice, "東京の天気は？")
+        await eventually(lambda: session.tools.calls, 20)
+        [call] = session.tools.calls.values()
+        assert call.name == "get_weather" and json.loads(call.arguments) == {"location": "東京", "day": "today"}
+        assert [plain(t) for t in said_by(session, "user")] == ["東京の天気は"]
+        answer = await eventually(lambda: [t for t in said_by(session, "assistant") if "度" in t], 20)
+        assert "東京" in answer[0]
+        loop = asyncio.get_running_loop()
+        await eventually(lambda: rms(voice.received_audio(since=loop.time() - 0.3)) > 300, 10)  # heard, too
+    finally:
+        await voice.close()
+
+
+async def test_a_spoken_search_runs_in_the_background_while_the_conversation_goes_on(listening_app):
+    app = listening_app
+    voice, session = await open_voice(app)
+    try:
+        await say(voice, "AIについて調べて")
+        await eventually(lambda: any("検索を開始しました" in t for t in said_by(session, "assistant")), 20)
+        [search] = session.tools.calls.values()
+        assert search.name == "search_database" and json.loads(search.arguments) == {"query": "AI"}
+        await say(voice, "ありがとう")
+        try:
+            await eventually(lambda: any("どういたしまして" in t for t in said_by(session, "assistant")), 20)
+        except TimeoutError:
+            raise AssertionError(session.transcript.messages()) from None
+        await eventually(lambda: search.status == CallStatus.DONE, 20)
+        title = json.loads(search.output)["result"]["hits"][0]["title"]
+        await eventually(lambda: any(title in t for t in said_by(session, "assistant")), 20)
+        told = said_by(session, "assistant")
+        thanked = next(i for i, t in enumerate(told) if "どういたしまして" in t)
+        assert thanked < next(i for i, t in enumerate(told) if title in t)  # answered before the result came
+        assert [plain(t) for t in said_by(session, "user")] == ["AIについて調べて", "ありがとう"]
+    finally:
+        await voice.close()
+
+
+async def test_without_a_model_the_page_says_why_and_text_still_works(tmp_path):
+    recognition = SpeechRecognition(str(tmp_path / "whisper-small"))  # a folder that is not there
+    engine = build_offline_server(recognition=recognition)
+    engine.record = True
+    settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
+                                base_url=f"{serve_in_thread(engine)}/v1")
+    with running_app(settings=settings) as app:
+        voice, session = await open_voice(app)
+        try:
+            await say(voice, "東京の天気は？")
+            await eventually(lambda: "見つかりません" in session.snapshot().notice, 20)
+            assert "whisper-small" in session.snapshot().notice
+            reply = await eventually(lambda: [t for t in said_by(session, "assistant") if "テキストで入力" in t], 20)
+            assert "音声認識" in reply[0] and "見つかりません" in reply[0]
+            turn = await session.send_text("こんにちは")
+            await eventually(turn.done.is_set, 20)
+            assert "こんにちは" in session.turn_text(turn)
+        finally:
+            await voice.close()
+            recognition.close()
 
 
 def test_no_credentials_means_offline():

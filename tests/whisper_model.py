@@ -54,3 +54,8 @@ def whisper_base_dir() -> Path:
     root = Path(tempfile.mkdtemp(prefix="whisper-base-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     return assemble(root / "whisper-base")
+
+
+def plain(text: str) -> str:
+    """A transcript without the closing punctuation Whisper adds (or not)."""
+    return text.strip().rstrip("。、！!？? ")
