@@ -362,7 +362,6 @@ def test_reload_ends_the_old_session_and_starts_a_clean_one(app, launch, tmp_pat
     wait_until(page, lambda: old.closed, 5, "the old session closed after the reload")
     wait_until(page, lambda: not old.voice_attached, 5, "the old voice handler shut down")
     assert app.registry.peek(old_hash) is None
-    wait_until(page, lambda: all(t.done() for t in old._tasks), 5, "the old session's tasks ended")
     wait_until(page, lambda: all(c.connection.state.name == "CLOSED" for c in old_connections), 5,
                "the old realtime connection closed")
 
