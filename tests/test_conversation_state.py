@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conversation.tool_runner import ToolCall
+from conversation.tool_runner import CallStatus, ToolCall
 from conversation.transcript import Item, Transcript, is_hallucination
 from web.api import tool_rows, validate_message
 
@@ -71,8 +71,8 @@ def test_a_typed_message_is_not_replayed_before_it_is_sent_then_takes_its_place_
 def test_tool_rows_as_the_user_sees_them():
     running = ToolCall("c1", "search_database", '{"query": "機械学習について詳しく知りたいです、よろしく"}',
                        started_at=1000.0)
-    done = ToolCall("c2", "get_weather", '{"location": "東京"}', status="失敗", started_at=990.0, finished_at=991.5,
-                    summary="天気サービスに接続できませんでした")
+    done = ToolCall("c2", "get_weather", '{"location": "東京"}', status=CallStatus.FAILED, started_at=990.0,
+                    finished_at=991.5, summary="天気サービスに接続できませんでした")
     rows = tool_rows([running, done], now=1003.25)
     query = '{"query": "機械学習について詳しく知りたいです、よろしく"}'
     assert rows[0][1:] == ["search_database", query, "実行中", "3.2", ""]
@@ -80,6 +80,16 @@ def test_tool_rows_as_the_user_sees_them():
     assert tool_rows([running], now=1005.0)[0][4] == "5.0"  # ticking while it runs
     long = ToolCall("c3", "x", '{"q": "' + "あ" * 60 + '"}', started_at=1000.0)
     assert len(tool_rows([long], now=1000.0)[0][2]) == 40
+
+
+def test_every_call_status_and_connection_state_has_a_japanese_label():
+    from conversation.conversation import ConnectionState
+    from web.labels import CALL_STATUS_LABELS, CONNECTION_LABELS, call_status_label, connection_label
+
+    assert set(CALL_STATUS_LABELS) == {s.value for s in CallStatus}
+    assert set(CONNECTION_LABELS) == {s.value for s in ConnectionState}
+    assert call_status_label(CallStatus.TIMEOUT) == "タイムアウト"
+    assert connection_label(ConnectionState.RECONNECTING) == "再接続中…"
 
 
 @pytest.mark.parametrize(("message", "problem"), [("", "空"), ("   ", "空"), (None, "文字列"), (123, "文字列"),
