@@ -23,7 +23,8 @@ from conversation.usage import (
     load_prices,
     meter_for,
 )
-from settings import load_settings
+from offline.runtime import build_offline_server, serve_in_thread
+from settings import RealtimeSettings, load_settings
 from tools import Toolbox
 
 # Shaped like real `response.done.response.usage` payloads (GA), numbers chosen to make the arithmetic visible.
@@ -277,3 +278,19 @@ def test_usage_and_export_through_the_api():
         assert record["usage"]["totals"]["input_tokens"] == usage["totals"]["input_tokens"]
         with pytest.raises(Exception, match="形式は json か markdown"):
             client.predict("pdf", api_name="/export")
+
+
+def test_offline_mode_reports_tokens_and_timings_with_no_cost():
+    engine = build_offline_server()  # the built-in engine and rule-based assistant, as offline mode runs them
+    engine.record = True
+    settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
+                                base_url=f"{serve_in_thread(engine)}/v1")
+    with running_app(settings=settings) as app:
+        client = Client(app.url, verbose=False)
+        assert client.predict("こんにちは", api_name="/chat")
+        usage = client.predict(api_name="/usage")
+        responses = reported(engine)
+        assert usage["cost_status"] == "not_billed" and usage["totals"]["cost_usd"] is None
+        assert usage["totals"]["input_tokens"] == sum(r["usage"]["input_tokens"] for r in responses) > 0
+        assert usage["latency"]["typed_turns"] == 1 and usage["latency"]["typed_median_seconds"] > 0
+        assert "料金なし（オフラインモード）" in client.predict("markdown", api_name="/export")
