@@ -23,7 +23,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from conftest import ScriptedAssistant, ToneVoice, settings_for  # noqa: E402
 
 from conversation.conversation import Conversation  # noqa: E402
-from conversation.usage import TokenUsage, UsageMeter, load_prices  # noqa: E402
+from conversation.prices import load_prices  # noqa: E402
+from conversation.usage import TokenUsage, UsageMeter  # noqa: E402
 from offline.server import RealtimeServer  # noqa: E402
 from offline.speech import EnergyTurnDetector  # noqa: E402
 

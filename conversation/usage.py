@@ -8,21 +8,16 @@ when the model name is an arbitrary Azure deployment. Pure bookkeeping: no UI, n
 
 from __future__ import annotations
 
-import functools
-import json
-import logging
 import os
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from conversation.prices import Prices, PriceTable, load_prices
 
-DEFAULT_PRICES_PATH = Path(__file__).resolve().parent.parent / "data" / "prices.json"
 MAX_OPEN_TURNS = 64  # turns that never got an answer must not pile up
 
 
@@ -35,87 +30,6 @@ class CostStatus(StrEnum):
     ESTIMATED = "estimated"
     UNKNOWN_MODEL = "unknown_model"  # tokens are counted, the price is not known
     NOT_BILLED = "not_billed"  # offline mode: nothing is paid
-
-
-@dataclass(frozen=True)
-class Prices:
-    """USD per 1M tokens."""
-
-    text_in: float
-    cached_text_in: float
-    audio_in: float
-    cached_audio_in: float
-    text_out: float
-    audio_out: float
-
-
-@dataclass(frozen=True)
-class PriceTable:
-    models: Mapping[str, Prices]
-    as_of: str = ""
-    source: str = ""
-    problem: str = ""  # why an override file was not used (Japanese, shown to the operator)
-
-    def lookup(self, model: str) -> tuple[str, Prices] | None:
-        """The row for `model`: exact, else the longest name it extends with a snapshot suffix ("-2025-08-28")."""
-        name = model.strip().lower()
-        if name in self.models:
-            return name, self.models[name]
-        extended = [key for key in self.models if name.startswith(key + "-")]
-        if not extended:
-            return None
-        key = max(extended, key=len)
-        return key, self.models[key]
-
-
-def _prices(raw: Any) -> Prices:
-    if not isinstance(raw, Mapping):
-        raise ValueError("each model needs an object of prices")
-    values = {}
-    for f in fields(Prices):
-        value = raw.get(f.name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValueError(f"{f.name} must be a non-negative number")
-        values[f.name] = float(value)
-    return Prices(**values)
-
-
-def parse_price_table(data: Any) -> PriceTable:
-    """A table from the JSON shape of data/prices.json; ValueError says what is wrong."""
-    if not isinstance(data, Mapping) or not isinstance(data.get("models"), Mapping):
-        raise ValueError('expected {"models": {"<model>": {...}}}')
-    models = {}
-    for name, raw in data["models"].items():
-        try:
-            models[str(name).strip().lower()] = _prices(raw)
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
-    return PriceTable(models, str(data.get("as_of", "")), str(data.get("source", "")))
-
-
-def read_price_table(path: Path | str) -> PriceTable:
-    with open(path, encoding="utf-8") as file:
-        return parse_price_table(json.load(file))
-
-
-def load_prices(env: Mapping[str, str] = os.environ) -> PriceTable:
-    """The defaults, with REALTIME_PRICES_FILE's models laid over them; a bad file leaves the defaults."""
-    return _prices_from(env.get("REALTIME_PRICES_FILE", "").strip())
-
-
-@functools.lru_cache(maxsize=8)  # every conversation asks; read (and warn about) a file once
-def _prices_from(path: str) -> PriceTable:
-    defaults = read_price_table(DEFAULT_PRICES_PATH)
-    if not path:
-        return defaults
-    try:
-        override = read_price_table(path)
-    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
-        log.warning("REALTIME_PRICES_FILE %s not used: %s", path, exc)
-        problem = f"料金ファイル {path} を読めなかったため既定の料金表を使っています（{exc}）。"
-        return PriceTable(defaults.models, defaults.as_of, defaults.source, problem)
-    return PriceTable({**defaults.models, **override.models}, override.as_of or defaults.as_of,
-                      override.source or defaults.source)
 
 
 def _count(value: Any) -> int:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from conversation.export import conversation_record, to_json, to_markdown, usage_line
+from conversation.prices import Prices, PriceTable
 from conversation.tool_runner import ToolCall
 from conversation.transcript import Item
-from conversation.usage import Prices, PriceTable, TurnKind, UsageMeter
+from conversation.usage import TurnKind, UsageMeter
 
 USAGE = {"input_tokens": 1200, "output_tokens": 80, "total_tokens": 1280,
          "input_token_details": {"text_tokens": 1200, "audio_tokens": 0, "cached_tokens": 1024},

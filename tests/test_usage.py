@@ -13,16 +13,8 @@ from gradio_client import Client
 
 from conversation.conversation import Conversation
 from conversation.export import conversation_record, to_markdown
-from conversation.usage import (
-    CostStatus,
-    Prices,
-    PriceTable,
-    TokenUsage,
-    TurnKind,
-    UsageMeter,
-    load_prices,
-    meter_for,
-)
+from conversation.prices import Prices, PriceTable, load_prices
+from conversation.usage import CostStatus, TokenUsage, TurnKind, UsageMeter, meter_for
 from offline.runtime import build_offline_server, serve_in_thread
 from settings import RealtimeSettings, load_settings
 from tools import Toolbox
