@@ -106,8 +106,8 @@ def usage_panel(demo: gr.Blocks, registry: BrowserSessions, settings: RealtimeSe
             return json.dumps({"name": name, "type": mime, "text": text}, ensure_ascii=False)
         return handler
 
-    with gr.Row(equal_height=True):
-        line = gr.Markdown(empty_line(), elem_id="usage")
+    line = gr.Markdown(empty_line(), elem_id="usage")
+    with gr.Row():  # under the line, so a narrow screen keeps the line whole
         save_markdown = gr.Button("会話を保存（Markdown）", size="sm", scale=0, min_width=180,
                                   elem_id="export-markdown")
         save_json = gr.Button("会話を保存（JSON）", size="sm", scale=0, min_width=160, elem_id="export-json")
