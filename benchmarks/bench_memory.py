@@ -5,7 +5,8 @@ app runs it, and a client that speaks the wire protocol and streams 20 ms microp
 real time, like an open voice call. RSS is sampled every 30 s; growth is measured from the end of
 a warm-up (model and dictionary loads are not leaks).
 
-Run: python benchmarks/bench_memory.py [--minutes 10] [--call silent|turns|both]
+Run: python benchmarks/bench_memory.py [--minutes 10] [--call silent|turns|both] [--asr]
+(--asr: with speech recognition as the app runs it, the test Whisper base model or OFFLINE_ASR_MODEL)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -23,8 +25,10 @@ from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the test Whisper model, for --asr
 
 from audio import SAMPLE_RATE, encode_pcm16  # noqa: E402
+from offline.asr import SpeechRecognition  # noqa: E402
 from offline.runtime import build_offline_server, serve_in_thread  # noqa: E402
 from offline.speech import synthesize  # noqa: E402
 
@@ -99,8 +103,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--call", choices=["silent", "turns", "both"], default="both")
+    parser.add_argument("--asr", action="store_true", help="transcribe each turn as the app does")
     args = parser.parse_args()
-    url = serve_in_thread(build_offline_server())
+    recognition = None
+    if args.asr:
+        from whisper_model import whisper_base_dir
+
+        recognition = SpeechRecognition(os.environ.get("OFFLINE_ASR_MODEL") or str(whisper_base_dir()))
+        if not recognition.wait_loaded(600):
+            sys.exit(f"no speech recognition model: {recognition.problem()}")
+    url = serve_in_thread(build_offline_server(recognition=recognition))
     for name, with_turns in (("silent call", False), (f"call with a turn every {TURN_EVERY_S:g} s", True)):
         if args.call in ("both", "turns" if with_turns else "silent"):
             print(f"{name}, {args.minutes:g} min after {WARM_UP_S:g} s warm-up:", flush=True)
