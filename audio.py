@@ -85,13 +85,23 @@ class Cue(Enum):
     FLUSH = "flush"  # barge-in: drop whatever is already on its way downstream (fastrtc's queue)
 
 
+SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+# After speech, 120 ms of silence: a receiver that releases a packet only when later ones arrive (aiortc's
+# jitter buffer holds 4) would otherwise keep the end of one reply and play it before the next.
+TAIL_FRAMES = 6
+# fastrtc sends each frame at its timestamp and restarts that clock only after 10 frame-times without a
+# frame: late frames go out at once to catch up. Our clock does the same, so "heard" matches what was sent.
+RESTART_AFTER = 10 * FRAME_MS / 1000
+
+
 class Playback:
     """The assistant's audio on its way to the speaker, paced at real time.
 
     fastrtc decodes whatever `emit` returns into an unbounded queue at once, so without pacing
     we could not know what was heard when the user interrupts. We release 20 ms frames no more
-    than `lead_ms` ahead of the wall clock, which bounds what sits in fastrtc's queue. The speaker
-    awaits `next_out`, which also reports an interruption (`Cue.FLUSH`) the moment it happens.
+    than `lead_ms` ahead of the outgoing stream's clock, which bounds what sits in fastrtc's queue.
+    The speaker awaits `next_out`: speech, then a short silence tail, and `Cue.FLUSH` the moment
+    the user interrupts.
     """
 
     def __init__(self, lead_ms: int = 60, clock=time.monotonic) -> None:
@@ -100,29 +110,39 @@ class Playback:
         self._pending_item = ""  # the item whose audio is still arriving (until `finish`)
         self._lead = lead_ms / 1000
         self._clock = clock
-        self._playhead = 0.0  # wall-clock time at which the last released frame ends
-        self._item = ""  # the item of the last released frame
+        self._playhead = 0.0  # when the last frame handed out (speech or silence) ends playing
+        self._speech_end = 0.0  # when the last speech frame handed out ends playing
+        self._tail = 0  # silence frames still owed after the last speech frame
+        self._item = ""  # the item of the last speech frame handed out
         self._released_ms = 0
         self._received_ms: dict[str, int] = {}
         self._flush = False
         self._wake = asyncio.Event()  # audio arrived or an interruption happened
 
     async def next_out(self, idle: float) -> np.ndarray | Cue | None:
-        """The next frame once it is due; `Cue.FLUSH` right after an interruption; None after `idle` s of nothing."""
+        """The next frame (speech, or the silence after it) once due; `Cue.FLUSH` right after an
+        interruption; None after `idle` seconds with nothing to send."""
         while True:
             if self._flush:
                 self._flush = False
                 return Cue.FLUSH
             frame = self.next_frame()
+            if frame is None:
+                frame = self._next_silence()
             if frame is not None:
                 return frame
             self._wake.clear()
             try:
-                async with asyncio.timeout(self.wait_time() if self._frames else idle):
+                async with asyncio.timeout(self.wait_time() if self._frames or self._tail else idle):
                     await self._wake.wait()
             except TimeoutError:
-                if not self._frames:
+                if not (self._frames or self._tail):
                     return None
+
+    def take_over(self, previous: Playback) -> None:
+        """Continue the outgoing stream another playback was feeding (the call moved to a new conversation)."""
+        self._playhead = max(self._playhead, previous._playhead)
+        self._tail, previous._tail = max(self._tail, previous._tail), 0
 
     async def wait_for_audio(self, timeout: float) -> None:
         """Return when audio arrives (or after `timeout`), so an idle speaker wakes without polling."""
@@ -162,21 +182,35 @@ class Playback:
         """Seconds until the next frame may be released (0 when one is due now)."""
         return max(0.0, self._playhead - self._lead - self._clock())
 
+    def _advance(self) -> None:
+        now = self._clock()
+        if now - (self._playhead - FRAME_MS / 1000) > RESTART_AFTER:  # since the last frame was sent
+            self._playhead = now
+        self._playhead += FRAME_MS / 1000
+
     def next_frame(self) -> np.ndarray | None:
-        """The next frame if one is queued and due, else None."""
+        """The next speech frame if one is queued and due, else None."""
         if not self._frames or self.wait_time() > 0:
             return None
         item_id, frame = self._frames.popleft()
-        now = self._clock()
         if item_id != self._item:
             self._item, self._released_ms = item_id, 0
-        self._playhead = max(self._playhead, now) + FRAME_MS / 1000
+        self._advance()
+        self._speech_end = self._playhead
         self._released_ms += FRAME_MS
+        self._tail = TAIL_FRAMES
         return frame
+
+    def _next_silence(self) -> np.ndarray | None:
+        if not self._tail or self._frames or self.wait_time() > 0:
+            return None
+        self._tail -= 1
+        self._advance()
+        return SILENCE
 
     @property
     def busy(self) -> bool:
-        return bool(self._frames) or self._pending.size > 0 or self._clock() < self._playhead
+        return bool(self._frames) or self._pending.size > 0 or self._clock() < self._speech_end
 
     def interrupt(self) -> Interruption | None:
         """Drop everything not yet heard; say which item was cut and at how many ms (None: nothing was playing).
@@ -184,18 +218,20 @@ class Playback:
         The speaker learns of it from `next_out` (`Cue.FLUSH`), so frames already handed downstream go too.
         """
         now = self._clock()
-        audible = self._item if now < self._playhead else ""
+        audible = self._item if now < self._speech_end else ""
         waiting = self._frames[0][0] if self._frames else self._pending_item  # received, not yet released
         item = audible or waiting
-        unheard = max(0.0, self._playhead - now)
+        unheard = max(0.0, self._speech_end - now)
         heard_ms = max(0, self._released_ms - round(unheard * 1000)) if item and item == self._item else 0
         stopped = Interruption(item, heard_ms, self._received_ms.get(item, 0)) if item else None
         self._received_ms.clear()
         self._frames.clear()
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_item = ""
-        self._playhead = now
+        self._playhead = self._speech_end = now  # fastrtc's clock restarts too when its queue is cleared
         self._item, self._released_ms = "", 0
+        if self._tail:  # speech went out recently: a receiver may still hold its last frames
+            self._tail = TAIL_FRAMES
         self._flush = True
         self._wake.set()
         return stopped

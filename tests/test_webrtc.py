@@ -136,6 +136,8 @@ async def test_new_conversation_mid_call_keeps_the_call_and_frees_the_slot_at_ha
         await eventually(lambda: new.connected, 5)
         new_service = app.server.connections[-1]
         assert new_service is not old_service
+        await asyncio.sleep(0.8)  # the old answer (9 s long) stopped with its conversation
+        assert rms(client.received_audio(since=reset_at + 0.25, until=reset_at + 0.8)) < 50
 
         client.microphone.play(tone)  # the next utterance goes to the new service session ...
         await eventually(lambda: new_service.sent_of_type("input_audio_buffer.speech_stopped"), 10)

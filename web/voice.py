@@ -15,7 +15,7 @@ import numpy as np
 from fastrtc import AsyncStreamHandler, CloseStream, WebRTC, get_current_context
 from fastrtc import Warning as show_warning
 
-from audio import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Cue, to_realtime_pcm
+from audio import SAMPLE_RATE, Cue, Playback, to_realtime_pcm
 from conversation.conversation import Conversation
 from web.browsers import BrowserSessions, VoiceCall
 
@@ -23,10 +23,6 @@ log = logging.getLogger(__name__)
 
 IDLE_EMIT_SECONDS = 30.0  # emit returns None now and then: fastrtc warns when it waits 60 s for a frame
 ERROR_PAUSE_SECONDS = 0.05
-# After speech, 120 ms of silence: a receiver that releases a packet only when later ones arrive (aiortc's
-# jitter buffer holds 4) would otherwise keep the end of one reply and play it before the next.
-TAIL_FRAMES = 6
-SILENCE = np.zeros((1, FRAME_SAMPLES), np.int16)
 
 
 class VoiceHandler(AsyncStreamHandler):
@@ -39,8 +35,8 @@ class VoiceHandler(AsyncStreamHandler):
         self.conversation: Conversation | None = None
         self._call: VoiceCall | None = None
         self._followed = asyncio.Event()  # the registry handed over a conversation (or the call was refused)
+        self._playing: Playback | None = None  # the playback emit drains (the conversation's, or the last one's)
         self._refusal = ""
-        self._tail = 0  # silence frames still owed after the last speech frame
         self._start_up: asyncio.Task | None = None
 
     def copy(self) -> VoiceHandler:
@@ -60,9 +56,10 @@ class VoiceHandler(AsyncStreamHandler):
 
     def follow(self, conversation: Conversation | None) -> None:
         """The registry's word: from now on the call speaks to `conversation` (None: to nobody)."""
-        old, self.conversation = self.conversation, conversation
-        if old is not None and old is not conversation:
-            old.playback.interrupt()  # its voice stops now; emit wakes on it and drops what fastrtc holds
+        self.conversation = conversation
+        playing = self._playing
+        if playing is not None and (conversation is None or conversation.playback is not playing):
+            playing.interrupt()  # the old voice stops now; emit wakes on it (FLUSH) and moves on
         self._followed.set()
 
     async def receive(self, frame: tuple[int, np.ndarray]) -> None:
@@ -81,24 +78,22 @@ class VoiceHandler(AsyncStreamHandler):
             return CloseStream(refusal)
         try:
             conversation = self.conversation
-            if conversation is None:  # not placed yet, or between conversations: sleep until told
+            if conversation is not None and conversation.playback is not self._playing:
+                if self._playing is not None:  # the call moved on: the outgoing stream goes on, tail and all
+                    conversation.playback.take_over(self._playing)
+                self._playing = conversation.playback
+            if self._playing is None:  # not placed yet: sleep until told
                 self._followed.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(IDLE_EMIT_SECONDS):
                         await self._followed.wait()
                 return None
-            out = await conversation.playback.next_out(FRAME_MS / 1000 if self._tail else IDLE_EMIT_SECONDS)
-            if isinstance(out, np.ndarray):
-                self._tail = TAIL_FRAMES
-                return SAMPLE_RATE, out.reshape(1, -1)
+            out = await self._playing.next_out(IDLE_EMIT_SECONDS)
             if out is Cue.FLUSH:  # barge-in or a new conversation: what fastrtc already decoded is stale too
                 if self._clear_queue is not None:
                     self.clear_queue()
-                self._tail = TAIL_FRAMES
-            if not self._tail:
                 return None
-            self._tail -= 1
-            return SAMPLE_RATE, SILENCE
+            return None if out is None else (SAMPLE_RATE, out.reshape(1, -1))
         except Exception:  # an exception escaping emit silences the call for good
             log.exception("emit failed")
             await asyncio.sleep(ERROR_PAUSE_SECONDS)
