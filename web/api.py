@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import re
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterable
 
 import gradio as gr
@@ -26,13 +28,18 @@ CHAT_TIMEOUT_SECONDS = 120.0
 CONNECT_TIMEOUT_SECONDS = 10.0
 TOOL_COLUMNS = ["開始時刻", "ツール", "引数", "状態", "経過秒", "結果"]
 ARGUMENT_CHARS = 40
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}  # control, format (zero-width, BOM, bidi marks) and spaces
 
 
 def validate_message(message: object) -> str | None:
     """Why a message cannot be sent (Japanese), or None when it is fine."""
     if not isinstance(message, str):
         return "メッセージは文字列で送ってください。"
-    if not message.strip():
+    if _LONE_SURROGATE.search(message):  # a browser can send one (a cut emoji); UTF-8 cannot carry it to the service
+        return ("メッセージに壊れた文字（対になっていないサロゲート）が含まれています。"
+                "その部分を消してから送ってください。")
+    if all(unicodedata.category(ch) in _INVISIBLE for ch in message):
         return "メッセージが空です。"
     if len(message) > MAX_MESSAGE_CHARS:
         return f"メッセージが長すぎます（{len(message)}文字）。{MAX_MESSAGE_CHARS}文字以内にしてください。"

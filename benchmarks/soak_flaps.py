@@ -1,0 +1,292 @@
+"""Soak: the app through network flaps. The local Realtime server cuts every connection a few seconds
+after it opens (no close frame, as a network drop looks), and we measure what a user would notice.
+
+1. messages: typed messages through the API (`gradio_client` `/chat`) at random moments of each
+   connection's life; every one must be answered, each within the limit; latency against a normal reply.
+2. voice: an aiortc peer calls the app and speaks after every reconnect (and once more mid-session);
+   every utterance must be answered aloud and the WebRTC call must never end.
+3. tools: a long-running tool that is running when the connection drops is still told afterwards.
+
+Loopback only; each part stops by itself and prints its figures.
+Run: python benchmarks/soak_flaps.py [--messages 100] [--drop-every 3] [--voice-seconds 300] [--voice-drops 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from apphost import RunningApp, open_voice, running_app  # noqa: E402
+from conftest import API_KEY, ScriptedAssistant, ToneVoice, call, settings_for  # noqa: E402
+from gradio_client import Client  # noqa: E402
+
+from audio import rms  # noqa: E402
+from conversation.conversation import Conversation  # noqa: E402
+from offline.engine import Say  # noqa: E402
+from offline.runtime import serve_in_thread  # noqa: E402
+from offline.server import RealtimeServer  # noqa: E402
+from offline.speech import EnergyTurnDetector  # noqa: E402
+from settings import load_settings  # noqa: E402
+from tools import Toolbox, ToolRegistry  # noqa: E402
+
+ANSWER_PADDING = "、つづき" * 30  # ~150 characters: an answer takes a moment to stream, so drops can cut it
+
+
+def answer_to(text: str) -> str:
+    return f"echo:{text}{ANSWER_PADDING}"
+
+
+def flap_assistant() -> ScriptedAssistant:
+    return ScriptedAssistant({r"^(質問\d+)$": lambda m: [Say(answer_to(m.group(1)))]})
+
+
+def flap_server(assistant: ScriptedAssistant, drop_every: float | None, *, record: bool = False) -> RealtimeServer:
+    server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
+                            api_key=API_KEY, speed=8.0, record=record, drop_every_seconds=drop_every)
+
+    async def transcribe(_pcm) -> str:
+        return "こんにちは"
+
+    server.transcriber = transcribe
+    return server
+
+
+@contextmanager
+def app_behind_flaps(drop_every: float | None, *, record: bool = False) -> Iterator[tuple[RunningApp, RealtimeServer]]:
+    """The app as served, its service cutting every connection `drop_every` s after it opens."""
+    assistant = flap_assistant()
+    server = flap_server(assistant, drop_every, record=record)
+    serve_in_thread(server)
+    with running_app(settings=settings_for(server, "azure-ga")) as app:
+        yield app, server
+    # The server's thread is a daemon; it ends with the process.
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+@dataclass
+class MessageFigures:
+    sent: int = 0
+    complete: int = 0  # the whole answer arrived
+    partial: int = 0  # a drop cut the answer after its first words: settled with what had arrived
+    unanswered: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    connections: int = 0
+
+    @property
+    def answered(self) -> int:
+        return self.complete + self.partial
+
+    def line(self, label: str) -> str:
+        return (f"{label}: {self.answered}/{self.sent} answered ({self.complete} complete,"
+                f" {self.partial} cut by a drop),"
+                f" median {statistics.median(self.latencies):.3f} s, p95 {percentile(self.latencies, 0.95):.3f} s,"
+                f" max {max(self.latencies):.3f} s, service connections {self.connections}")
+
+
+def chat_messages(url: str, count: int, max_gap: float, limit: float, seed: int = 1) -> MessageFigures:
+    """Send `count` messages one after another through `/chat`, at random moments; time each reply."""
+    rng = random.Random(seed)
+    client = Client(url, verbose=False)
+    figures = MessageFigures()
+    for n in range(count):
+        time.sleep(rng.uniform(0, max_gap))
+        question = f"質問{n}"
+        started = time.monotonic()
+        try:
+            reply = client.submit(question, api_name="/chat").result(timeout=limit * 3)
+        except Exception as exc:  # counted and shown, not raised: the soak reports every failure
+            reply = f"<{type(exc).__name__}: {exc}>"
+        figures.latencies.append(time.monotonic() - started)
+        figures.sent += 1
+        expected = answer_to(question)
+        if reply == expected:
+            figures.complete += 1
+        elif reply.startswith(f"echo:{question}") and expected.startswith(reply):
+            figures.partial += 1
+        else:
+            figures.unanswered.append(f"{question} → {reply[:80]!r}")
+    return figures
+
+
+def messages_through_flaps(count: int, drop_every: float, max_gap: float = 1.0,
+                           limit: float = 10.0) -> tuple[MessageFigures, MessageFigures]:
+    """The same messages without drops (a normal reply) and with a drop every `drop_every` s."""
+    with app_behind_flaps(None, record=True) as (app, server):
+        normal = chat_messages(app.url, max(10, count // 5), max_gap, limit)
+        normal.connections = len(server.connections)
+    with app_behind_flaps(drop_every, record=True) as (app, server):
+        flapping = chat_messages(app.url, count, max_gap, limit)
+        flapping.connections = len(server.connections)
+    return normal, flapping
+
+
+@dataclass
+class VoiceFigures:
+    seconds: float = 0.0
+    drops: int = 0
+    utterances: int = 0
+    answered_aloud: int = 0
+    unanswered: list[str] = field(default_factory=list)
+    answer_delays: list[float] = field(default_factory=list)  # end of speech → first loud audio back
+    call_state: str = ""
+    call_closed_by_service: bool = False
+
+    def line(self) -> str:
+        delay = f"median {statistics.median(self.answer_delays):.2f} s, max {max(self.answer_delays):.2f} s" \
+            if self.answer_delays else "no answers"
+        return (f"voice: {self.seconds:.0f} s, {self.drops} drops, {self.answered_aloud}/{self.utterances} utterances"
+                f" answered aloud ({delay}), WebRTC call {self.call_state}"
+                f"{', ended by the service' if self.call_closed_by_service else ''}")
+
+
+async def speak_and_hear(client, conversation: Conversation, loop: asyncio.AbstractEventLoop,
+                         timeout: float = 6.0) -> float | None:
+    """Say something; seconds from the end of speech until the answer is heard (None: not answered aloud)."""
+    utterance = ToneVoice.tone("こんにちは、聞こえますか")  # ~0.7 s of tone
+    client.microphone.play(utterance)
+    spoken_end = loop.time() + utterance.size / 24_000
+    await asyncio.sleep(utterance.size / 24_000)
+    deadline = spoken_end + timeout
+    while loop.time() < deadline:
+        await asyncio.sleep(0.05)
+        heard = client.received_audio(since=loop.time() - 0.2)
+        if heard.size and rms(heard) > 500:
+            return loop.time() - spoken_end
+    return None
+
+
+async def voice_through_drops(seconds: float, drops: int) -> VoiceFigures:
+    """A call of `seconds` through `drops` drops, speaking after each reconnect and once mid-session."""
+    drop_every = seconds / drops
+    figures = VoiceFigures()
+    loop = asyncio.get_running_loop()
+    with app_behind_flaps(drop_every, record=True) as (app, server):
+        client, conversation = await open_voice(app)
+        try:
+            started = loop.time()
+            while loop.time() - started < seconds:
+                seen = len(server.connections)
+                opened = loop.time()
+                await asyncio.sleep(0.3)  # just after the (re)connect
+                for label in ("after reconnect", "mid-session"):
+                    if loop.time() - opened > drop_every - 4.5:  # no time for a whole exchange before the drop
+                        break
+                    figures.utterances += 1
+                    delay = await speak_and_hear(client, conversation, loop)
+                    if delay is None:
+                        figures.unanswered.append(f"{label} at {loop.time() - started:.1f} s")
+                    else:
+                        figures.answered_aloud += 1
+                        figures.answer_delays.append(delay)
+                    await asyncio.sleep(max(0.0, drop_every / 2 - (loop.time() - opened)))
+                while len(server.connections) == seen and loop.time() - started < seconds:
+                    await asyncio.sleep(0.05)  # until the next drop has been reconnected
+                while not conversation.connected and loop.time() - started < seconds:
+                    await asyncio.sleep(0.05)
+            figures.seconds = loop.time() - started
+            figures.drops = len(server.connections) - 1
+            figures.call_state = client.pc.connectionState
+            figures.call_closed_by_service = any(m.get("type") in ("end_stream", "error") for m in client.messages) \
+                or not conversation.voice_attached
+        finally:
+            await client.close()
+    return figures
+
+
+def slow_tool_registry(seconds: float) -> ToolRegistry:
+    tools = ToolRegistry()
+
+    @tools.tool(long_running=True)
+    async def slow_lookup(topic: str) -> dict:
+        """A slow lookup (it outlives the connection it was asked on)."""
+        await asyncio.sleep(seconds)
+        return {"topic": topic, "found": f"{topic}の結果"}
+
+    return tools
+
+
+@dataclass
+class ToolDropFigures:
+    calls: int = 0
+    told: int = 0
+    drops_during_calls: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"tools: {self.told}/{self.calls} long-running results told after a drop"
+                f" ({self.drops_during_calls} drops happened while they ran)")
+
+
+async def tools_through_drops(calls: int, tool_seconds: float = 2.5, drop_every: float = 1.5) -> ToolDropFigures:
+    """Long-running calls that outlive their connection; the result must still be told in their turn."""
+    assistant = ScriptedAssistant({r"(\S+)を調べて": lambda m: [call("slow_lookup", topic=m.group(1))]})
+    server = flap_server(assistant, drop_every, record=True)
+    await server.start()
+    toolbox = Toolbox.from_settings(load_settings(), slow_tool_registry(tool_seconds))
+    conversation = Conversation(settings_for(server, "azure-ga"), tools=toolbox)
+    conversation.start()
+    figures = ToolDropFigures()
+    try:
+        for n in range(calls):
+            await conversation.wait_connected(10)
+            before = len(server.connections)
+            turn = await conversation.send_text(f"話題{n}を調べて")
+            try:
+                await asyncio.wait_for(turn.done.wait(), tool_seconds + 15)
+            except TimeoutError:
+                figures.failures.append(f"話題{n}: the turn never ended")
+            figures.calls += 1
+            figures.drops_during_calls += len(server.connections) - before
+            results = [json.loads(t.removeprefix("result:")) for t in conversation.turn_text(turn).split("\n")
+                       if t.startswith("result:") and '"found"' in t]
+            if any(r.get("result", {}).get("found") == f"話題{n}の結果" for r in results):
+                figures.told += 1
+            else:
+                figures.failures.append(f"話題{n}: {conversation.turn_text(turn)[:120]!r}")
+    finally:
+        await conversation.close()
+        await server.stop()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=100)
+    parser.add_argument("--drop-every", type=float, default=3.0)
+    parser.add_argument("--voice-seconds", type=float, default=300.0)
+    parser.add_argument("--voice-drops", type=int, default=20)
+    parser.add_argument("--tool-calls", type=int, default=10)
+    args = parser.parse_args()
+    normal, flapping = messages_through_flaps(args.messages, args.drop_every)
+    print(normal.line("messages, no drops"))
+    print(flapping.line(f"messages, a drop every {args.drop_every:g} s"))
+    for failure in flapping.unanswered:
+        print("  unanswered:", failure)
+    tools = asyncio.run(tools_through_drops(args.tool_calls))
+    print(tools.line())
+    for failure in tools.failures:
+        print("  not told:", failure)
+    voice = asyncio.run(voice_through_drops(args.voice_seconds, args.voice_drops))
+    print(voice.line())
+    for failure in voice.unanswered:
+        print("  not answered aloud:", failure)
+
+
+if __name__ == "__main__":
+    main()
