@@ -34,7 +34,7 @@ PLACEHOLDER = "メッセージを入力して Enter"
 CSS = """
 /* The 「会話」 label floats over the chat's top edge: the scrolling list starts below it. */
 #chat .bubble-wrap { margin-top: 1.75rem; height: calc(100% - 1.75rem); }
-#tools table { min-width: 600px; }                        /* narrow screens scroll the table, headers stay whole */
+#tools table { min-width: 720px; }                        /* narrow screens scroll the table, headers stay whole */
 #tools th, #tools th * { white-space: nowrap; overflow: visible; text-overflow: clip; }
 """
 
