@@ -65,12 +65,8 @@ def status_line(snapshot: Snapshot | None, provider: str) -> str:
     """「接続先」 and 「状態」, each once, then any notice."""
     if snapshot is None:
         return f"**接続先:** {provider}　**状態:** 準備中…"
-    # TODO(enum): drop the fallback once Snapshot carries `state` and `provider_label` (conversation engineer).
-    state = getattr(snapshot, "state", None)
-    label = connection_label(state) if state is not None else snapshot.status.split(":")[0]
-    provider = getattr(snapshot, "provider_label", "") or provider
     notice = f"\n\n⚠️ {snapshot.notice}" if snapshot.notice else ""
-    return f"**接続先:** {provider}　**状態:** {label}{notice}"
+    return f"**接続先:** {snapshot.provider_label or provider}　**状態:** {connection_label(snapshot.state)}{notice}"
 
 
 class PageEvents:
