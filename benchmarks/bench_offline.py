@@ -1,6 +1,10 @@
-"""Offline mode: time to first audio of a spoken answer, and CPU per second of synthesized speech.
+"""Offline mode: end of speech → first answer audio (speech recognition included), typed message →
+first audio, and CPU per second of synthesized speech.
 
-Run: python benchmarks/bench_offline.py
+The spoken questions go to the engine in real time, 20 ms at a time, as the app's microphone path
+sends them; the clock starts when the last frame of speech is sent and stops when the first frame of
+the answer is ready to play. The model is OFFLINE_ASR_MODEL when set, else Whisper base from the test
+packages (what the default "base" downloads). Run: python benchmarks/bench_offline.py
 """
 
 from __future__ import annotations
@@ -12,15 +16,83 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from audio import SAMPLE_RATE  # noqa: E402
+import numpy as np  # noqa: E402
+from bench_asr import model_name  # noqa: E402
+from openmeteo_server import serve_open_meteo  # noqa: E402
+
+from audio import FRAME_SAMPLES, SAMPLE_RATE  # noqa: E402
 from conversation.conversation import Conversation  # noqa: E402
+from offline.asr import SpeechRecognition  # noqa: E402
 from offline.runtime import build_offline_server  # noqa: E402
 from offline.speech import synthesize  # noqa: E402
-from settings import RealtimeSettings  # noqa: E402
+from settings import RealtimeSettings, load_settings  # noqa: E402
+from tools import Toolbox  # noqa: E402
 
 PHRASES = ["こんにちは", "何ができますか", "ありがとう", "量子コンピュータについて話して", "おはようございます"]
+SPOKEN = {"東京の天気は？": "weather (a tool call, then the answer)", "こんにちは": "greeting (answered at once)"}
+ROUNDS = 5
+FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
+
+
+async def first_audio(session: Conversation) -> None:
+    while not session.playback.busy:
+        await asyncio.sleep(0.005)
+
+
+async def speak(session: Conversation, pcm: np.ndarray) -> float:
+    """Send `pcm` then silence in real time until the answer's first audio; seconds from the end of speech."""
+    clock = time.perf_counter()
+    frames = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.int16), pcm])
+    assert not session.playback.busy, "the previous answer is still playing"
+    answered = asyncio.ensure_future(first_audio(session))
+    sent, ended = 0, 0.0
+    while not answered.done():
+        frame = frames[sent : sent + FRAME_SAMPLES] if sent < frames.size else np.zeros(FRAME_SAMPLES, np.int16)
+        await session.append_audio(frame)
+        sent += FRAME_SAMPLES
+        if sent >= frames.size and not ended:
+            ended = time.perf_counter()
+        clock += FRAME_SECONDS
+        await asyncio.sleep(max(0.0, clock - time.perf_counter()))
+    if not ended:
+        raise RuntimeError("the answer began before the question ended")
+    return time.perf_counter() - ended
+
+
+async def quiet(session: Conversation) -> None:
+    """Let the answer play out and nothing more arrive, as between two questions of a real talk."""
+    idle = 0.0
+    while idle < 1.0:
+        await asyncio.sleep(0.1)
+        idle = 0.0 if session.playback.busy else idle + 0.1
+        session.playback.interrupt()  # nobody listens here: drop what was released
+
+
+async def end_of_speech_to_first_audio() -> dict[str, list[float]]:
+    recognition = SpeechRecognition(model_name())
+    recognition.wait_loaded(600)
+    server = build_offline_server(recognition=recognition)
+    await server.start()
+    results: dict[str, list[float]] = {label: [] for label in SPOKEN.values()}
+    with serve_open_meteo() as weather:
+        settings = load_settings({"OPEN_METEO_FORECAST_URL": weather.forecast_url,
+                                  "OPEN_METEO_GEOCODING_URL": weather.geocoding_url})
+        session = Conversation(RealtimeSettings(provider="offline", api_key="offline", model="offline-assistant",
+                                                base_url=f"{server.url}/v1"), Toolbox.from_settings(settings))
+        session.voice_attached = True
+        session.start()
+        await session.wait_connected(10)
+        speech = {text: synthesize(text) for text in SPOKEN}
+        for _ in range(ROUNDS):
+            for text, label in SPOKEN.items():
+                results[label].append(await speak(session, speech[text]))
+                await quiet(session)
+        await session.close()
+    await server.stop()
+    recognition.close()
+    return results
 
 
 async def time_to_first_audio(rounds: int = 3) -> list[float]:
@@ -39,8 +111,7 @@ async def time_to_first_audio(rounds: int = 3) -> list[float]:
             session.playback.interrupt()
             start = time.perf_counter()
             turn = await session.send_text(phrase)
-            while session.playback.next_frame() is None:
-                await session.playback.wait_for_audio(0.5)
+            await first_audio(session)
             results.append((time.perf_counter() - start) * 1000)
             await turn.done.wait()
     await session.close()
@@ -64,6 +135,10 @@ def main() -> None:
     load = time.perf_counter()
     synthesize("準備")
     print(f"first synthesis (loads the dictionary)   {time.perf_counter() - load:.2f} s")
+    spoken = asyncio.run(end_of_speech_to_first_audio())
+    for label, seconds in spoken.items():
+        print(f"end of speech → first audio, {label}: median {statistics.median(seconds):.2f} s "
+              f"(min {min(seconds):.2f}, max {max(seconds):.2f}, n={len(seconds)})")
     ttfa = asyncio.run(time_to_first_audio())
     print(f"typed message → first audio (offline)    median {statistics.median(ttfa):.0f} ms "
           f"(min {min(ttfa):.0f}, max {max(ttfa):.0f}, n={len(ttfa)})")
