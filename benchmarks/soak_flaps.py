@@ -173,7 +173,7 @@ async def speak_and_hear(client, conversation: Conversation, loop: asyncio.Abstr
 
 async def voice_through_drops(seconds: float, drops: int) -> VoiceFigures:
     """A call of `seconds` through `drops` drops, speaking after each reconnect and once mid-session."""
-    drop_every = seconds / drops
+    drop_every = seconds / drops - 1.0  # each reconnect takes a moment: `drops` drops fit in `seconds`
     figures = VoiceFigures()
     loop = asyncio.get_running_loop()
     with app_behind_flaps(drop_every, record=True) as (app, server):

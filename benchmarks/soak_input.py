@@ -234,14 +234,15 @@ def one_user(base: str, fn_index: int, messages: list[tuple[str, str, bool]], fi
         figures.usable_afterwards += sum(reply == expected_reply(STILL_FINE) for reply in usable)
 
 
-def soak_api(base: str, count: int, workers: int, seed: int = 3) -> InputFigures:
+def soak_api(base: str, count: int, workers: int, seed: int = 3,
+             per_conversation: int = MESSAGES_PER_CONVERSATION) -> InputFigures:
     rng = random.Random(seed)
     messages = [generated(rng) for _ in range(count)]
     config = httpx.get(base + "config").json()
     fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "chat")
     figures = InputFigures()
     started = time.monotonic()
-    blocks = [messages[i:i + MESSAGES_PER_CONVERSATION] for i in range(0, count, MESSAGES_PER_CONVERSATION)]
+    blocks = [messages[i:i + per_conversation] for i in range(0, count, per_conversation)]
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         for done in [pool.submit(one_user, base, fn_index, block, figures, random.Random(rng.random()))
                      for block in blocks]:
@@ -296,7 +297,8 @@ def page_soak(app, count: int, seed: int = 5) -> dict:
         page, hashes = open_page(browser, app.url)
         box = page.get_by_placeholder("メッセージを入力して Enter")
         for kind, message, should_answer in [*sample, ("plain", STILL_FINE, True)]:
-            page.evaluate(CLOSE_TOASTS)
+            page.evaluate(CLOSE_TOASTS)  # so the refusal awaited below is this message's, not the last one's
+            wait_until(page, lambda: not page.evaluate(TOAST_TEXTS), 10, "the last refusal's toast closed")
             box.evaluate(TYPE_UNITS, utf16_units(message))
             box.press("Enter")
             if should_answer:

@@ -231,7 +231,9 @@ def traced_kib() -> float:
 
 async def soak_tools(outcomes: int = 1000, conversations: int = 4, rounds: int = 4, seed: int = 7) -> ToolFigures:
     """`outcomes` outcomes spread over `rounds` rounds of `conversations` conversations running at once."""
-    logging.getLogger("conversation").setLevel(logging.ERROR)  # timeouts and retries are expected here
+    quiet = logging.getLogger("conversation")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # timeouts and failed tools are expected here by the thousand
     rng = random.Random(seed)
     figures = ToolFigures()
     assistant = PlannedAssistant()
@@ -272,6 +274,7 @@ async def soak_tools(outcomes: int = 1000, conversations: int = 4, rounds: int =
         figures.seconds = time.monotonic() - started
     finally:
         tracemalloc.stop()
+        quiet.setLevel(level)
         await server.stop()
     for _ in range(100):  # closed sockets finish their own shutdown shortly
         if not (left := asyncio.all_tasks() - before):

@@ -26,7 +26,8 @@ INTRO = ("# 🎙️ リアルタイム音声アシスタント\n話しかける�
 OFFLINE_NOTE = (
     "**オフラインモード**で動作中です。応答するのは内蔵のルールベース・アシスタント（言語モデルではありません）で、"
     "天気（例:「明日の大阪の天気は？」）とナレッジベース検索（例:「AIについて調べて」）に答えます。"
-    "音声は発話の区切りを検出しますが文字起こしはしません。Azure OpenAI を使うには `.env` に "
+    "話しかけた内容はこのマシンの音声認識（Whisper）で文字にします（初回はモデルをダウンロードします）。"
+    "Azure OpenAI を使うには `.env` に "
     "`AZURE_OPENAI_ENDPOINT` / `AZURE_OPENAI_API_KEY` / `AZURE_OPENAI_DEPLOYMENT` を設定して再起動してください。"
 )
 NO_TOOLS_YET = "まだツールは実行されていません。天気や調べものを頼むと、ここに実行状況が表示されます。"
@@ -76,13 +77,13 @@ class PageEvents:
         self.registry = registry
         self.provider = provider
 
-    async def send(self, message: str, request: gr.Request) -> str:
+    async def send(self, message: str, request: gr.Request) -> str | dict:
         """Send the typed message (the box empties); a message that cannot be sent stays in the box."""
         problem = validate_message(message)
         if problem:
             log.info("rejected a typed message: %s", problem)
             gr.Warning(problem, title=WARNING_TITLE)
-            return message
+            return gr.update()  # unchanged: sending a lone surrogate back would fail to encode
         await self.registry.get(request.session_hash).send_text(message.strip())
         return ""
 
