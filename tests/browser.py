@@ -110,7 +110,7 @@ TABLE_ROWS = """
 
 # Words the page may show in Latin letters: product, format and protocol names, and the input key.
 ALLOWED_ENGLISH = ["Gradio", "Azure", "OpenAI", "Enter", "WebRTC", "FastRTC", "Realtime", "Open-Meteo", "Markdown",
-                   "JSON"]
+                   "JSON", "Whisper"]
 
 # Every rendered string in Latin letters that is not allowed: text, title, aria-label, alt, placeholder.
 # Not scanned: what was said in the chat and the call's tool name and arguments in the table (data, not the

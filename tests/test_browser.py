@@ -272,10 +272,11 @@ def test_typed_messages_run_tools_and_the_table_ticks(app, launch):
                  index_of(messages, "assistant", search_answer)]
         return None not in found and found[:4] == sorted(found[:4]) and found[4] > found[1]
 
-    messages = wait_for_chat(page, answered, 20,
-                             "both answers in order (search started, weather, then the search result)")
+    wait_for_chat(page, answered, 20, "both answers in order (search started, weather, then the search result)")
     # Each answer is its own bubble, in conversation order: the search result does not join another answer.
-    assert chat_bubbles(page)[:len(messages)] == [(role, [text]) for role, text in messages], chat_bubbles(page)
+    bubbles = chat_bubbles(page)
+    assert all(len(texts) == 1 for _, texts in bubbles), bubbles
+    assert answered([(role, texts[0]) for role, texts in bubbles]), bubbles
     record = app.new_connections(since)[0]
     wait_until(page, lambda: responses_settled(record), 20, "every response of the conversation done")
     # A page without a voice call asks for text-only answers; with one, the answer's transcript is its text.
