@@ -59,6 +59,9 @@ class RealtimeSettings:
     rotate_after: float = 55 * 60
     history_tokens: int = 0  # 0: the service's own limit
     replay_items: int = 100
+    # Cost estimates: a JSON price file laid over data/prices.json, and the price row for a deployment name.
+    prices_file: str = ""
+    price_model: str = ""
 
     @property
     def label(self) -> str:
@@ -156,6 +159,8 @@ def _realtime_settings(env: _Environment) -> RealtimeSettings:
         rotate_after=env.number("REALTIME_SESSION_ROTATE_SECONDS", base.rotate_after, minimum=1.0),
         history_tokens=int(env.number("REALTIME_HISTORY_TOKENS", base.history_tokens)),
         replay_items=int(env.number("REALTIME_REPLAY_MAX_ITEMS", base.replay_items, minimum=2)),
+        prices_file=env.text("REALTIME_PRICES_FILE"),
+        price_model=env.text("REALTIME_PRICE_MODEL"),
     )
 
 

@@ -57,7 +57,7 @@ async def conversation_cost() -> None:
               f"(cached {row['cached_tokens']:5d}, audio {row['input_audio_tokens']:4d}), "
               f"output {row['output_tokens']:3d}")
     totals = TokenUsage(**{k: v for k, v in summary["totals"].items() if k not in ("responses", "cost_usd")})
-    prices = load_prices({})
+    prices = load_prices()
     for model in ("gpt-realtime", "gpt-realtime-mini"):
         print(f"  estimated cost at {model} prices ({prices.as_of}): ${totals.cost(prices.lookup(model)[1]):.4f}")
     print(f"  cached share of input: {totals.cached_tokens / max(1, totals.input_tokens):.0%}")
@@ -71,7 +71,7 @@ def meter_cost() -> None:
              "input_token_details": {"text_tokens": 3000, "audio_tokens": 2000, "cached_tokens": 4800},
              "output_token_details": {"text_tokens": 60, "audio_tokens": 240}}
     for responses in (20, 500):
-        meter = UsageMeter("gpt-realtime", load_prices({}))
+        meter = UsageMeter("gpt-realtime", load_prices())
         record = []
         for n in range(responses):
             start = time.perf_counter()

@@ -62,7 +62,7 @@ class Conversation:
         self.tools = self.calls.runner
         self._tool_schemas = tools.schemas()
         self.playback = Playback()
-        self.usage = meter_for(settings.provider, settings.model)
+        self.usage = meter_for(settings)
         self.voice_attached = False
         self.interruptions = 0  # barge-ins so far (the speaker learns of each from `playback.next_out`)
         self._interrupted_items: set[str] = set()
@@ -308,6 +308,8 @@ class Conversation:
         item = self.transcript.get(event["item_id"])
         if item is not None:
             item.text, item.pending = "（音声を文字にできませんでした）", False
+            if reason := (event.get("error") or {}).get("message"):  # e.g. the offline model could not be had
+                self.link.notice = f"音声を文字にできませんでした: {reason}"
             self.feed.changed()
 
     async def _on_response_created(self, event: Event) -> None:

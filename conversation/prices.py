@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -81,9 +80,10 @@ def read_price_table(path: Path | str) -> PriceTable:
         return parse_price_table(json.load(file))
 
 
-def load_prices(env: Mapping[str, str] = os.environ) -> PriceTable:
-    """The defaults, with REALTIME_PRICES_FILE's models laid over them; a bad file leaves the defaults."""
-    return _prices_from(env.get("REALTIME_PRICES_FILE", "").strip())
+def load_prices(path: str = "") -> PriceTable:
+    """The defaults, with the models of the file at `path` (REALTIME_PRICES_FILE) laid over them;
+    a bad file leaves the defaults."""
+    return _prices_from(path)
 
 
 @functools.lru_cache(maxsize=8)  # every conversation asks; read (and warn about) a file once

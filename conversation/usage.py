@@ -8,7 +8,6 @@ when the model name is an arbitrary Azure deployment. Pure bookkeeping: no UI, n
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -17,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from conversation.prices import Prices, PriceTable, load_prices
+from settings import RealtimeSettings
 
 MAX_OPEN_TURNS = 64  # turns that never got an answer must not pile up
 
@@ -235,8 +235,8 @@ class UsageMeter:
         return summary
 
 
-def meter_for(provider: str, model: str, env: Mapping[str, str] = os.environ) -> UsageMeter:
-    """The meter a conversation with this provider needs: offline is never billed."""
-    if provider == "offline":
-        return UsageMeter(model, billed=False)
-    return UsageMeter(model, load_prices(env), price_model=env.get("REALTIME_PRICE_MODEL", "").strip())
+def meter_for(settings: RealtimeSettings) -> UsageMeter:
+    """The meter a conversation with this service needs: offline is never billed."""
+    if settings.provider == "offline":
+        return UsageMeter(settings.model, billed=False)
+    return UsageMeter(settings.model, load_prices(settings.prices_file), price_model=settings.price_model)

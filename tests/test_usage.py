@@ -100,7 +100,7 @@ def test_partial_and_malformed_usage_is_tolerated() -> None:
 
 
 def test_default_prices_know_the_realtime_models_and_their_snapshots() -> None:
-    table = load_prices({})
+    table = load_prices()
     assert table.as_of
     for model in ("gpt-realtime", "gpt-realtime-mini", "gpt-4o-realtime-preview", "gpt-4o-mini-realtime-preview"):
         assert table.lookup(model) is not None, model
@@ -117,26 +117,26 @@ def test_prices_file_overrides_and_a_bad_file_keeps_the_defaults(tmp_path) -> No
     good = tmp_path / "prices.json"
     good.write_text(json.dumps({"as_of": "2030-01-01", "models": {"my-deploy": {
         "text_in": 1, "cached_text_in": 0.1, "audio_in": 10, "cached_audio_in": 0.5, "text_out": 2, "audio_out": 20}}}))
-    table = load_prices({"REALTIME_PRICES_FILE": str(good)})
+    table = load_prices(str(good))
     assert table.lookup("my-deploy")[1] == ROUND
     assert table.lookup("gpt-realtime") is not None and table.as_of == "2030-01-01"
     bad = tmp_path / "bad.json"
     bad.write_text('{"models": {"x": {"text_in": "cheap"}}}')
-    fallback = load_prices({"REALTIME_PRICES_FILE": str(bad)})
+    fallback = load_prices(str(bad))
     assert fallback.lookup("gpt-realtime") is not None and "料金ファイル" in fallback.problem
-    missing = load_prices({"REALTIME_PRICES_FILE": str(tmp_path / "none.json")})
+    missing = load_prices(str(tmp_path / "none.json"))
     assert missing.problem and missing.lookup("gpt-realtime") is not None
 
 
 def test_price_model_names_the_row_for_an_azure_deployment() -> None:
-    meter = meter_for("azure", "voice-prod", {"REALTIME_PRICE_MODEL": "gpt-realtime-mini"})
+    meter = meter_for(RealtimeSettings(provider="azure", model="voice-prod", price_model="gpt-realtime-mini"))
     meter.on_response_done("resp_1", FIRST)
     assert meter.summary()["price_model"] == "gpt-realtime-mini"
     assert meter.summary()["totals"]["cost_usd"] > 0
 
 
 def test_offline_reports_tokens_and_timings_but_no_cost() -> None:
-    meter = meter_for("offline", "offline-assistant", {})
+    meter = meter_for(RealtimeSettings(provider="offline", model="offline-assistant"))
     meter.on_response_done("resp_1", FIRST)
     meter.turn_started("t1", TurnKind.TYPED, at=10.0)
     meter.first_output("t1", at=10.25)
@@ -171,7 +171,7 @@ def test_speech_that_got_no_answer_does_not_stretch_the_next_turn() -> None:
 
 
 def test_empty_meter_summary_is_well_formed() -> None:
-    summary = UsageMeter("gpt-realtime", load_prices({})).summary()
+    summary = UsageMeter("gpt-realtime", load_prices()).summary()
     assert summary["totals"]["input_tokens"] == 0 and summary["totals"]["cost_usd"] == 0
     assert summary["latency"]["voice_median_seconds"] is None
     json.dumps(summary)

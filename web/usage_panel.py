@@ -41,7 +41,7 @@ DOWNLOAD_JS = """
 def export_text(conversation: Conversation | None, fmt: str, settings: RealtimeSettings) -> str:
     """The conversation in `fmt` ("json" or "markdown"); an empty conversation exports as empty."""
     if conversation is None:
-        record = conversation_record([], [], meter_for(settings.provider, settings.model).summary(), settings.label)
+        record = conversation_record([], [], meter_for(settings).summary(), settings.label)
     else:
         record = conversation_record(conversation.transcript.items, conversation.tools.calls.values(),
                                      conversation.usage_summary(), conversation.settings.label)
@@ -69,7 +69,7 @@ class UsageApi:
         """Tokens (input, cached, output), estimated cost, one row per response, and latency medians."""
         conversation = self.registry.peek(request.session_hash)
         if conversation is None:
-            return meter_for(self.settings.provider, self.settings.model).summary()
+            return meter_for(self.settings).summary()
         return conversation.usage_summary()
 
     def export(self, format: str, request: gr.Request) -> str:
@@ -85,7 +85,7 @@ def usage_panel(demo: gr.Blocks, registry: BrowserSessions, settings: RealtimeSe
     """Place the live usage line and the two download buttons here, and wire them."""
 
     def empty_line() -> str:
-        return usage_line(meter_for(settings.provider, settings.model).summary())
+        return usage_line(meter_for(settings).summary())
 
     async def watch(request: gr.Request) -> AsyncIterator[str]:
         conversation: Conversation | None = registry.get(request.session_hash)
