@@ -8,27 +8,26 @@ audio playback; its link keeps a service session under it. UIs read `snapshot()`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from audio import Playback, decode_pcm16, encode_pcm16
+from audio import Playback
 from conversation.calls import FunctionCalls
-from conversation.feed import ChangeFeed
+from conversation.feed import ChangeFeed, Snapshot
 from conversation.gate import Request, ResponseGate
 from conversation.link import ConnectionState, ServiceLink
-from conversation.tool_runner import CallStatus, ToolCall
-from conversation.transcript import Item, Transcript, is_hallucination
+from conversation.tool_runner import CallStatus
+from conversation.transcript import Item, Transcript
 from conversation.turns import Turn, Turns
 from conversation.usage import TurnKind, meter_for
+from conversation.voice import VoiceChannel
 from realtime import dialect
-from realtime.dialect import Event, content_text
+from realtime.dialect import Event
 from settings import RealtimeSettings, missing_settings
 from tools import Toolbox, default_toolbox
 
@@ -36,17 +35,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ConnectionState", "Conversation", "Snapshot", "Turn"]
 
-# Microphone audio kept while moving to a fresh service session, so nothing said is lost.
-ROTATION_AUDIO_LIMIT = 50
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    messages: list[dict[str, str]]
-    calls: list[ToolCall]
-    state: ConnectionState
-    provider_label: str
-    notice: str
 
 
 class Conversation:
@@ -61,12 +49,8 @@ class Conversation:
         self.calls = FunctionCalls(tools, self.transcript, self.turns, self, self.feed.changed)
         self.tools = self.calls.runner
         self._tool_schemas = tools.schemas()
-        self.playback = Playback()
+        self.voice = VoiceChannel(self.transcript, self.link.send)
         self.usage = meter_for(settings)
-        self.voice_attached = False
-        self.interruptions = 0  # barge-ins so far (the speaker learns of each from `playback.next_out`)
-        self._interrupted_items: set[str] = set()
-        self._held_audio: list[str] = []
         self._tasks: list[asyncio.Task] = []
         self._closed = False
         self.last_activity = time.monotonic()
@@ -136,9 +120,21 @@ class Conversation:
         return self.link.notice
 
     @property
-    def listening(self) -> bool:
+    def voice_attached(self) -> bool:
         """Someone hears the answers: only then are responses generated as audio."""
-        return self.voice_attached
+        return self.voice.attached
+
+    @voice_attached.setter
+    def voice_attached(self, attached: bool) -> None:
+        self.voice.attached = attached
+
+    @property
+    def playback(self) -> Playback:
+        return self.voice.playback
+
+    @property
+    def interruptions(self) -> int:
+        return self.voice.interruptions
 
     async def wait_connected(self, timeout: float) -> bool:
         return await self.link.wait_up(timeout)
@@ -150,9 +146,7 @@ class Conversation:
                                                     self.settings.history_tokens))
         for item in self.transcript.replay(d, self.settings.replay_items):
             await self.link.send(dialect.create_item(item))
-        held, self._held_audio = self._held_audio, []
-        for chunk in held:
-            await self.link.send(dialect.append_audio(chunk))
+        await self.voice.send_held()
         self.gate.connected()
 
     def dropped(self) -> None:
@@ -160,8 +154,7 @@ class Conversation:
         with what had arrived or asked again (their messages are in the replayed history)."""
         lost = self.gate.disconnected()
         if lost:
-            said = any(self._said(i) for i in self.turns.items_of(lost))
-            again = self.turns.response_lost(lost, said)
+            again = self.turns.response_lost(lost, self.transcript.said(self.turns.items_of(lost)))
             if again:
                 self.gate.request(again, separate=True)
         self.playback.interrupt()
@@ -195,12 +188,7 @@ class Conversation:
     async def append_audio(self, pcm: np.ndarray) -> None:
         """Forward 24 kHz PCM16 from the microphone (dropped while disconnected: it would be stale)."""
         self.last_activity = time.monotonic()
-        chunk = encode_pcm16(pcm)
-        if self.link.up:
-            with contextlib.suppress(ConnectionError):
-                await self.link.send(dialect.append_audio(chunk))
-        elif self.link.rotating and len(self._held_audio) < ROTATION_AUDIO_LIMIT:
-            self._held_audio.append(chunk)
+        await self.voice.microphone(pcm, self.link.up, self.link.rotating)
 
     def turn_text(self, turn: Turn) -> str:
         texts = [item.text for i in turn.item_ids if (item := self.transcript.get(i)) and item.text]
@@ -232,17 +220,13 @@ class Conversation:
                 await self.link.send(dialect.create_item({"id": item.item_id, **dialect.user_text_item(item.text)}))
                 item.sent = True
         tool_choice = None if request.tools_allowed else "none"
-        await self.link.send(dialect.response_create(request.request_id, tool_choice, self.listening,
+        await self.link.send(dialect.response_create(request.request_id, tool_choice, self.voice_attached,
                                                      self.settings.dialect))
 
     def _give_up(self, request: Request) -> None:
         self.turns.given_up(request.causes)
         self.link.notice = "サービスが応答しませんでした。もう一度お試しください。"
         self.feed.changed()
-
-    def _said(self, item_id: str) -> bool:
-        item = self.transcript.get(item_id)
-        return bool(item and (item.text or item.kind == "function_call"))
 
     # ---- server events -----------------------------------------------------------------------
 
@@ -257,57 +241,23 @@ class Conversation:
 
     async def _on_speech_started(self, event: Event) -> None:
         self.gate.on_speech_started()
-        stopped = self.playback.interrupt()
-        self.interruptions += 1
-        if stopped is None:
-            return
-        self._interrupted_items.add(stopped.item_id)
-        item = self.transcript.get(stopped.item_id)
-        if item is not None:
-            item.interrupted = True
-        heard = min(stopped.played_ms, stopped.received_ms)
-        # The model's memory of its answer must end where the user stopped hearing it.
-        if heard > 0:
-            await self.link.send(dialect.truncate(stopped.item_id, heard))
-        else:
-            await self.link.send(dialect.delete_item(stopped.item_id))
-            self.transcript.remove(stopped.item_id)
-        self.feed.changed()
+        if await self.voice.barge_in():
+            self.feed.changed()
 
     async def _on_speech_stopped(self, event: Event) -> None:
         self.gate.on_speech_stopped()
         self.usage.turn_started(event.get("item_id") or f"speech_{uuid.uuid4().hex[:12]}", TurnKind.VOICE)
 
     async def _on_item_added(self, event: Event) -> None:
-        raw = event["item"]
-        item_id, kind = raw.get("id", ""), raw.get("type")
-        if kind == "message" and raw.get("role") in ("user", "assistant"):
-            content = raw.get("content") or []
-            voice = any(part.get("type") == "input_audio" for part in content)
-            text = content_text(content)
-            self.transcript.add(Item(item_id, "message", raw["role"], text, pending=voice and not text),
-                                event.get("previous_item_id"))
+        if self.transcript.item_added(event["item"], event.get("previous_item_id")):
             self.feed.changed()
-        elif kind == "function_call":
-            self.transcript.add(Item(item_id, "function_call", call_id=raw.get("call_id", ""),
-                                     name=raw.get("name", ""), arguments=raw.get("arguments", "")),
-                                event.get("previous_item_id"))
 
     async def _on_user_transcript(self, event: Event) -> None:
-        item = self.transcript.get(event["item_id"])
-        text = (event.get("transcript") or "").strip()
-        if item is None:
-            return
-        if is_hallucination(text):
-            self.transcript.remove(item.item_id)
-        else:
-            item.text, item.pending = text, False
-        self.feed.changed()
+        if self.transcript.heard(event["item_id"], event.get("transcript") or ""):
+            self.feed.changed()
 
     async def _on_user_transcript_failed(self, event: Event) -> None:
-        item = self.transcript.get(event["item_id"])
-        if item is not None:
-            item.text, item.pending = "（音声を文字にできませんでした）", False
+        if self.transcript.not_heard(event["item_id"]):
             if reason := (event.get("error") or {}).get("message"):  # e.g. the offline model could not be had
                 self.link.notice = f"音声を文字にできませんでした: {reason}"
             self.feed.changed()
@@ -324,29 +274,22 @@ class Conversation:
             self.transcript.add(Item(raw.get("id", ""), "message", "assistant"))
 
     async def _on_audio_delta(self, event: Event) -> None:
-        item_id = event["item_id"]
         self.usage.first_output_of(TurnKind.VOICE)
-        if self.voice_attached and item_id not in self._interrupted_items:
-            self.playback.add(item_id, decode_pcm16(event.get("delta", "")))
+        self.voice.answer_audio(event["item_id"], event["delta"])
 
     async def _on_audio_done(self, event: Event) -> None:
-        self.playback.finish(event["item_id"])
+        self.voice.answer_audio_done(event["item_id"])
 
     async def _on_text_delta(self, event: Event) -> None:
         for turn in self.turns.of_response(event.get("response_id", "")):
             self.usage.first_output(turn.turn_id)
-        item = self.transcript.get(event["item_id"])
-        if item is not None:
-            item.text += event.get("delta", "")
+        if self.transcript.answer_grew(event["item_id"], event.get("delta", "")):
             self.feed.changed()
 
     async def _on_output_item_done(self, event: Event) -> None:
         raw = event["item"]
         if raw.get("type") == "message":
-            item = self.transcript.get(raw.get("id", ""))
-            final = content_text(raw.get("content") or [])
-            if item is not None and final and not item.interrupted:
-                item.text = final
+            self.transcript.answer_done(raw)
         elif raw.get("type") == "function_call":
             await self.calls.on_item_done(raw, event.get("response_id", ""))
 

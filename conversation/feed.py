@@ -5,6 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from conversation.link import ConnectionState
+from conversation.tool_runner import ToolCall
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a UI shows of a conversation at one moment."""
+
+    messages: list[dict[str, str]]
+    calls: list[ToolCall]
+    state: ConnectionState
+    provider_label: str
+    notice: str
 
 
 class ChangeFeed:

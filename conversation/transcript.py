@@ -14,6 +14,7 @@ from typing import Literal
 from realtime.dialect import (
     Event,
     assistant_text_item,
+    content_text,
     function_call_item,
     function_output_item,
     user_text_item,
@@ -79,6 +80,54 @@ class Transcript:
         item = self._by_id.pop(item_id, None)
         if item is not None:
             self.items.remove(item)
+
+    def item_added(self, raw: Event, previous_item_id: str | None) -> bool:
+        """A conversation item the service added (a voice turn, an answer, a call); True if the chat changed."""
+        item_id, kind = raw.get("id", ""), raw.get("type")
+        if kind == "message" and raw.get("role") in ("user", "assistant"):
+            content = raw.get("content") or []
+            voice = any(part.get("type") == "input_audio" for part in content if isinstance(part, dict))
+            text = content_text(content)
+            self.add(Item(item_id, "message", raw["role"], text, pending=voice and not text), previous_item_id)
+            return True
+        if kind == "function_call":
+            self.add(Item(item_id, "function_call", call_id=raw.get("call_id", ""), name=raw.get("name", ""),
+                          arguments=raw.get("arguments", "")), previous_item_id)
+        return False
+
+    def heard(self, item_id: str, text: str) -> bool:
+        """The transcript of a voice turn arrived (a silence hallucination removes the turn instead)."""
+        item = self.get(item_id)
+        if item is None:
+            return False
+        if is_hallucination(text):
+            self.remove(item_id)
+        else:
+            item.text, item.pending = text.strip(), False
+        return True
+
+    def not_heard(self, item_id: str) -> bool:
+        item = self.get(item_id)
+        if item is not None:
+            item.text, item.pending = "（音声を文字にできませんでした）", False
+        return item is not None
+
+    def answer_grew(self, item_id: str, delta: str) -> bool:
+        item = self.get(item_id)
+        if item is not None:
+            item.text += delta
+        return item is not None
+
+    def answer_done(self, raw: Event) -> None:
+        """The service's final text of an answer wins over the deltas, unless the user cut it short."""
+        item = self.get(raw.get("id", ""))
+        final = content_text(raw.get("content") or [])
+        if item is not None and final and not item.interrupted:
+            item.text = final
+
+    def said(self, item_ids: list[str]) -> bool:
+        """Whether any of these output items had begun (text, or a function call)."""
+        return any((item := self.get(i)) and (item.text or item.kind == "function_call") for i in item_ids)
 
     def move_to_end(self, item_id: str) -> None:
         item = self._by_id.get(item_id)
