@@ -290,6 +290,7 @@ def test_typed_messages_run_tools_and_the_table_ticks(app, launch):
         return table if len(table) == 2 and all(r[3] == "完了" for r in table) else None
 
     table = wait_until(page, finished, 10, "both tool calls show 完了 in the table")
+    assert not page.get_by_text("まだツールは実行されていません").is_visible()
     # Newest first: the weather call was started after the search.
     assert [r[1] for r in table] == ["get_weather", "search_database"], table
     weather_row, search = table
@@ -398,6 +399,11 @@ def test_the_page_is_japanese_throughout(app, launch, playwright_driver):
     assert body.count("接続先") == 1 and body.count("状態:") == 1, body[:400]
     assert body.count(OFFLINE_LABEL) == 1, body[:400]
     assert page.get_by_text("まだツールは実行されていません").is_visible()
+    # The 「会話」 label sits above the scrolling list, so it never covers a message.
+    label_bottom, list_top = page.evaluate("""() => [
+        document.querySelector('#chat label').getBoundingClientRect().bottom,
+        document.querySelector('#chat .bubble-wrap').getBoundingClientRect().top]""")
+    assert label_bottom <= list_top, (label_bottom, list_top)
 
     box = message_box(page)
     box.fill("   ")
