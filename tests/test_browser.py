@@ -7,27 +7,17 @@ Needs Debian's /usr/bin/chromium, fonts-noto-cjk and `pip install playwright` (n
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from browser import (
-    CHROMIUM,
     SAMPLE_RATE,
     browser_unavailable,
-    chat_bubbles,
     chat_messages,
-    chromium_args,
-    click,
-    cut_headers,
-    english_on_page,
     event_log,
     inbound_audio_energy,
-    message_box,
     open_page,
     readme_screenshot,
     screenshot,
@@ -35,17 +25,22 @@ from browser import (
     speech_wav,
     start_recording,
     stop_recording,
-    toasts,
     tool_table,
     wait_for_chat,
     wait_for_page_ready,
     wait_until,
     write_wav,
 )
-from conftest import ScriptedAssistant, call
+from conftest import call
+from page_checks import chat_bubbles
 
 from audio import rms
 from offline.engine import Say
+
+if TYPE_CHECKING:
+    from browser_app import BrowserApp
+
+pytest_plugins = ["browser_app"]  # the app, the weather stand-in and Chromium (fixtures shared with other modules)
 
 UNAVAILABLE = browser_unavailable()
 pytestmark = [
@@ -70,94 +65,6 @@ LEAD_SECONDS = 2.0
 GAP_SECONDS = 4.5
 # What the chat shows for a voice turn the offline engine cannot transcribe.
 UNTRANSCRIBED = "（音声を文字にできませんでした）"
-OFFLINE_LABEL = "オフラインモード（内蔵のルールベース・アシスタント）"  # RealtimeSettings.label offline
-
-
-@dataclass
-class BrowserApp:
-    mode: str  # "offline" or "azure-preview"
-    url: str
-    registry: object
-    server: object  # offline.server.RealtimeServer (its ConnectionRecords show what the app sent)
-    assistant: ScriptedAssistant | None
-    weather: object
-
-    @property
-    def offline(self) -> bool:
-        return self.mode == "offline"
-
-    def new_connections(self, since: int) -> list:
-        return list(self.server.connections[since:])
-
-
-@pytest.fixture(scope="module")
-def weather():
-    from openmeteo_server import serve_open_meteo
-
-    with serve_open_meteo() as om, pytest.MonkeyPatch.context() as env:
-        env.setenv("OPEN_METEO_FORECAST_URL", om.forecast_url)
-        env.setenv("OPEN_METEO_GEOCODING_URL", om.geocoding_url)
-        env.setenv("SEARCH_LATENCY_SECONDS", "3")  # read once when the app starts; the tool-table test needs it
-        yield om
-
-
-@pytest.fixture(scope="module", params=["offline", "azure-preview"])
-def app(request, weather) -> Iterator[BrowserApp]:
-    from apphost import running_app
-
-    from offline.runtime import build_offline_server, serve_in_thread
-    from settings import RealtimeSettings, VoiceSettings
-
-    if request.param == "offline":
-        # What `python app.py` runs without credentials (app.make_registry → start_offline_engine), with the
-        # engine's server object kept so the test can see what the app sent it.
-        server = build_offline_server()
-        server.record = True
-        settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
-                                    voice=VoiceSettings(), base_url=serve_in_thread(server) + "/v1")
-        with running_app(settings=settings) as running:
-            yield BrowserApp("offline", running.url, running.registry, server, None, weather)
-    else:
-        with running_app("azure-preview", ScriptedAssistant()) as running:
-            yield BrowserApp("azure-preview", running.url, running.registry, running.server, running.assistant,
-                             weather)
-
-
-@pytest.fixture(scope="module")
-def playwright_driver():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture
-def launch(playwright_driver) -> Iterator[Callable[[Path | None], object]]:
-    """Start Chromium whose microphone plays `wav` once (None: Chromium's own fake device)."""
-    browsers = []
-
-    def start(wav: Path | None):
-        browser = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(wav))
-        browsers.append(browser)
-        return browser
-
-    yield start
-    for browser in browsers:
-        for context in browser.contexts:
-            context.close()  # the page goes away: the app's unload ends its session
-        browser.close()
-
-
-@pytest.fixture(autouse=True)
-def fresh_rules(app):
-    if app.assistant is not None:
-        app.assistant.rules = {}
-
-
-def session_of(app: BrowserApp, session_hash: str):
-    session = app.registry.peek(session_hash)
-    assert session is not None, f"no live session for {session_hash}"
-    return session
 
 
 def voice_connection(app: BrowserApp, since: int):
@@ -192,7 +99,7 @@ def test_voice_turn_is_heard_answered_and_ends_on_stop(app, launch, tmp_path):
     said, answer = (UNTRANSCRIBED, voice_not_transcribed_reply()) if app.offline else ("こんにちは", SHORT_ANSWER)
     since = len(app.server.connections)
     page, hashes = open_page(launch(wav), app.url)
-    session = session_of(app, hashes.current)
+    session = app.conversation_of(hashes.current)
     start_recording(page)
     assert wait_until(page, lambda: session.voice_attached, 5, "the voice handler joined the session")
 
@@ -314,7 +221,7 @@ def test_speech_during_the_answer_interrupts_it(app, launch, tmp_path):
     answer = voice_not_transcribed_reply() if app.offline else LONG_ANSWER
     since = len(app.server.connections)
     page, hashes = open_page(launch(wav), app.url)
-    session = session_of(app, hashes.current)
+    session = app.conversation_of(hashes.current)
     start_recording(page)
 
     # The answer to the first utterance starts playing in the page ...
@@ -347,7 +254,7 @@ def test_reload_ends_the_old_session_and_starts_a_clean_one(app, launch, tmp_pat
     since = len(app.server.connections)
     page, hashes = open_page(launch(wav), app.url)
     old_hash = hashes.current
-    old = session_of(app, old_hash)
+    old = app.conversation_of(old_hash)
     start_recording(page)
     wait_until(page, lambda: old.voice_attached, 5, "the voice handler joined the session")
     send_text(page, "こんにちは")
@@ -369,7 +276,7 @@ def test_reload_ends_the_old_session_and_starts_a_clean_one(app, launch, tmp_pat
 
     # The new page has a clean conversation of its own, and it works.
     assert chat_messages(page) == []
-    new = session_of(app, new_hash)
+    new = app.conversation_of(new_hash)
     assert new is not old and not new.transcript.items and not new.voice_attached
     send_text(page, "こんにちは")
     messages = wait_for_chat(page, lambda m: len(m) >= 2 and m[-1][0] == "assistant" and m[-1][1], 15,
@@ -380,114 +287,7 @@ def test_reload_ends_the_old_session_and_starts_a_clean_one(app, launch, tmp_pat
     screenshot(page, f"{app.mode}-after-reload")
 
 
-# ---- a page Japanese users enjoy (issue 10) ---------------------------------------------------------------
-
-
-def no_english(page, where: str) -> None:
-    found = english_on_page(page)
-    assert not found, f"English on the page {where}: {found}"
-
-
-def test_the_page_is_japanese_throughout(app, launch, playwright_driver):
-    if not app.offline:
-        pytest.skip("the page's words do not depend on the service; checked once, offline")
-    browser = launch(None)
-    page, _ = open_page(browser, app.url)
-    no_english(page, "after loading")
-    body = page.inner_text("body")
-    # 「接続先」 and 「状態」 each once; the provider's label is not repeated in the state.
-    assert body.count("接続先") == 1 and body.count("状態:") == 1, body[:400]
-    assert body.count(OFFLINE_LABEL) == 1, body[:400]
-    assert page.get_by_text("まだツールは実行されていません").is_visible()
-    # The 「会話」 label sits above the scrolling list, so it never covers a message.
-    label_bottom, list_top = page.evaluate("""() => [
-        document.querySelector('#chat label').getBoundingClientRect().bottom,
-        document.querySelector('#chat .bubble-wrap').getBoundingClientRect().top]""")
-    assert label_bottom <= list_top, (label_bottom, list_top)
-
-    box = message_box(page)
-    box.fill("   ")
-    box.press("Enter")
-    page.get_by_text("メッセージが空です。").wait_for(timeout=5_000)
-    assert any(t.startswith("注意") for t in toasts(page)), toasts(page)
-    no_english(page, "with a warning toast")
-
-    start_recording(page)
-    page.get_by_role("button", name="マイクをミュート").wait_for(timeout=5_000)
-    no_english(page, "while recording")
-    stop_recording(page)
-
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(300)
-    no_english(page, "at 390 px")
-    assert cut_headers(page) == [], "tool table headers cut at 390 px"
-    screenshot(page, "page-390px")
-
-    # A browser set to English still gets a Japanese page (Gradio's own words follow the browser's language).
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-    english_page = context.new_page()
-    english_page.goto(app.url)
-    wait_for_page_ready(english_page)
-    no_english(english_page, "in a browser set to English")
-
-
-def test_typed_html_is_shown_as_typed_and_nothing_is_fetched(app, launch):
-    typed = "<b>太字</b><img src=x> **星** と $$x$$"
+@pytest.fixture(autouse=True)
+def fresh_rules(app):
     if app.assistant is not None:
-        app.assistant.rules = {"太字": lambda m: [Say("**大事**な点: <img src=y> は `<b>` のように書きます")]}
-    page, _ = open_page(launch(None), app.url)
-    fetched: list[str] = []
-    page.on("request", lambda r: fetched.append(r.url) if r.url.rstrip("/").endswith(("/x", "/y")) else None)
-    send_text(page, typed)
-    wait_for_chat(page, lambda m: len(m) >= 2 and m[-1][0] == "assistant" and m[-1][1], 15, "an answer")
-    user = page.locator('#chat [data-testid="user"]').first
-    assert user.inner_text().strip() == typed
-    assert user.locator("b, strong, em, img, .katex").count() == 0, user.inner_html()
-    if app.assistant is not None:  # the assistant's Markdown is rendered, its HTML shown as text
-        bot = page.locator('#chat [data-testid="bot"]').last
-        assert bot.locator("strong").inner_text() == "大事"
-        assert bot.locator("code").inner_text() == "<b>"
-        assert "<img src=y>" in bot.inner_text() and bot.locator("img").count() == 0, bot.inner_html()
-    page.wait_for_timeout(300)
-    assert fetched == [], f"the page fetched {fetched}"
-
-
-def test_a_long_paste_is_explained_and_stays_in_a_sane_box(app, launch, capfd, caplog):
-    if not app.offline:
-        pytest.skip("checked once, offline")
-    caplog.set_level(logging.INFO, logger="web.page")
-    page, _ = open_page(launch(None), app.url)
-    pasted = "長い文章です。" * 400  # 2800 characters
-    box = message_box(page)
-    box.fill(pasted)
-    box.press("Enter")
-    page.get_by_text("2000文字以内にしてください").wait_for(timeout=5_000)
-    assert any(f"{len(pasted)}文字" in t for t in toasts(page)), toasts(page)
-    assert box.input_value() == pasted, "the text box cut or dropped the paste"
-    assert box.bounding_box()["height"] < 200, box.bounding_box()
-    assert chat_messages(page) == []
-    rejections = [r for r in caplog.records if r.name == "web.page"]
-    assert len(rejections) == 1 and rejections[0].exc_info is None, rejections
-    assert "Traceback" not in capfd.readouterr().err
-
-
-def test_the_chat_trash_icon_starts_a_new_conversation(app, launch, capfd):
-    if not app.offline:
-        pytest.skip("checked once, offline")
-    page, hashes = open_page(launch(None), app.url)
-    send_text(page, "こんにちは")
-    wait_for_chat(page, lambda m: len(m) >= 2 and m[-1][0] == "assistant", 15, "a first answer")
-    old = session_of(app, hashes.current)
-    click(page.get_by_role("button", name="会話をクリア"))
-    wait_until(page, lambda: old.closed, 5, "the old conversation closed by the trash icon")
-    page.wait_for_timeout(1000)
-    assert chat_messages(page) == [], "the cleared messages came back"
-    new = session_of(app, hashes.current)
-    assert new is not old and not new.transcript.items
-
-    send_text(page, "もう一度")
-    wait_for_chat(page, lambda m: len(m) >= 2 and m[-1][0] == "assistant", 15, "an answer in the new conversation")
-    click(page.get_by_role("button", name="新しい会話"))
-    wait_until(page, lambda: new.closed, 5, "「新しい会話」 closed the conversation")
-    wait_for_chat(page, lambda m: m == [], 5, "an empty chat after 「新しい会話」")
-    assert "Warning" not in capfd.readouterr().err
+        app.assistant.rules = {}
