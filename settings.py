@@ -67,7 +67,7 @@ class RealtimeSettings:
     def label(self) -> str:
         """A short, secret-free description for the status line."""
         if self.provider == "azure":  # no host: the page is public on a Space
-            version = "GA" if self.dialect == "ga" else f"preview {self.api_version}"
+            version = "GA" if self.dialect == "ga" else f"プレビュー版 {self.api_version}"
             return f"Azure OpenAI ({self.model}, {version})"
         if self.provider == "openai":
             return f"OpenAI ({self.model})"
