@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 SAMPLE_RATE = 24_000
@@ -96,6 +97,13 @@ def browser_unavailable() -> str | None:
     except ImportError:
         return "playwright is not installed (pip install playwright==1.65.2)"
     return None
+
+
+def browser_test_marks(timeout_s: int = 120) -> list[Any]:
+    """`pytestmark` for a module of browser tests: marked `browser`, skipped (with the reason) without Chromium."""
+    unavailable = browser_unavailable()
+    return [pytest.mark.browser, pytest.mark.skipif(unavailable is not None, reason=unavailable or ""),
+            pytest.mark.timeout(timeout_s)]
 
 
 def chromium_args(wav: Path | None) -> list[str]:

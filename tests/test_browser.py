@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from browser import (
     SAMPLE_RATE,
-    browser_unavailable,
+    browser_test_marks,
     chat_messages,
     event_log,
     inbound_audio_energy,
@@ -42,12 +42,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["browser_app"]  # the app, the weather stand-in and Chromium (fixtures shared with other modules)
 
-UNAVAILABLE = browser_unavailable()
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(UNAVAILABLE is not None, reason=UNAVAILABLE or ""),
-    pytest.mark.timeout(120),
-]
+pytestmark = browser_test_marks()
 
 LONG_ANSWER = (
     "東京の今日の天気についてお話しします。朝のうちは晴れていますが、昼過ぎから雲が広がり、"

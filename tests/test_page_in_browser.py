@@ -10,7 +10,7 @@ import logging
 
 import pytest
 from browser import (
-    browser_unavailable,
+    browser_test_marks,
     chat_messages,
     click,
     message_box,
@@ -29,12 +29,7 @@ from offline.engine import Say
 
 pytest_plugins = ["browser_app"]  # the app, the weather stand-in and Chromium (fixtures shared with other modules)
 
-UNAVAILABLE = browser_unavailable()
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(UNAVAILABLE is not None, reason=UNAVAILABLE or ""),
-    pytest.mark.timeout(120),
-]
+pytestmark = browser_test_marks()
 
 OFFLINE_LABEL = "オフラインモード（内蔵のルールベース・アシスタント）"  # RealtimeSettings.label offline
 
