@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 
@@ -12,7 +13,7 @@ from conftest import eventually
 from whisper_model import plain, whisper_base_dir
 
 from conversation.conversation import Conversation
-from offline.asr import SpeechRecognition, locate_model
+from offline.asr import SpeechRecognition, _LogProgress, locate_model
 from offline.engine import TranscriptionFailed
 from offline.runtime import build_offline_server, offline_settings
 from offline.speech import synthesize
@@ -96,6 +97,17 @@ def test_no_network_means_no_download_and_a_reason(tmp_path):
     assert "ダウンロードできませんでした" in model.problem() and "small" in model.problem()
     assert time.perf_counter() - started < 30
     assert not list(tmp_path.rglob("model.bin"))
+
+
+def test_download_progress_goes_to_the_log(caplog):
+    caplog.set_level(logging.INFO, logger="offline.asr")
+    with _LogProgress(total=145_000_000, unit="B", unit_scale=True, desc="Downloading bytes") as bar:
+        for _ in range(20):
+            bar.update(7_250_000)
+            bar.refresh()
+    lines = [r.getMessage() for r in caplog.records if "ダウンロード中" in r.getMessage()]
+    assert 5 <= len(lines) <= 12 and lines[-1].startswith("音声認識モデルをダウンロード中: 100%"), lines
+    assert "145 MB" in lines[-1]
 
 
 def test_an_unknown_size_name_lists_the_known_ones():
