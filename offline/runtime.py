@@ -16,7 +16,7 @@ from openai import AsyncOpenAI
 
 from offline.asr import DEFAULT_MODEL, SpeechRecognition
 from offline.assistant import OfflineAssistant
-from offline.engine import Assistant
+from offline.engine import Assistant, TranscriptionFailed
 from offline.llm import LanguageModelAssistant
 from offline.server import RealtimeServer
 from offline.speech import TurnDetector, split_sentences, synthesize
@@ -24,6 +24,11 @@ from offline.speech import TurnDetector, split_sentences, synthesize
 log = logging.getLogger(__name__)
 
 ASR_OFF = ("none", "off", "0")  # OFFLINE_ASR_MODEL values that turn recognition off
+NO_RECOGNITION = "音声認識を使わない設定です（OFFLINE_ASR_MODEL）。"
+
+
+async def _not_transcribed(_pcm: np.ndarray) -> str:
+    raise TranscriptionFailed(NO_RECOGNITION)
 
 
 FIRST_PIECE_CHARS = 24  # a longer first sentence is said clause by clause, so the answer starts sooner
@@ -85,7 +90,7 @@ def build_offline_server(speed: float = 4.0, recognition: SpeechRecognition | No
     assistant: Assistant = OfflineAssistant(problem)
     if language_model is not None:
         assistant = LanguageModelAssistant(language_model.client(), language_model.model, assistant, problem)
-    transcriber = recognition.transcribe if recognition is not None else None
+    transcriber = recognition.transcribe if recognition is not None else _not_transcribed
     # One assistant for all connections: it keeps no per-conversation state (and one view of the model's health).
     return RealtimeServer(lambda: assistant, JapaneseVoice, TurnDetector, transcriber=transcriber, speed=speed)
 
