@@ -65,7 +65,8 @@ async def test_recognition_runs_off_the_event_loop(recognition):
     running = False
     await ticker
     assert "東京" in text
-    assert took > 0.2 and max(gaps) < 0.15, (took, max(gaps))  # the loop kept carrying audio meanwhile
+    # The loop kept turning meanwhile (on the loop itself, one gap would last the whole recognition).
+    assert took > 0.2 and max(gaps) < took / 2 and sorted(gaps)[len(gaps) // 2] < 0.05, (took, max(gaps))
 
 
 def test_a_missing_folder_is_reported_not_raised(tmp_path):

@@ -230,3 +230,19 @@ async def test_one_response_answers_a_question_and_a_tool_result_that_arrived_to
     outputs = await OfflineAssistant().respond(ResponseContext(items, [], "auto", ""))
     assert outputs[0] == Call("get_weather", json.dumps({"location": "東京", "day": "today"}, ensure_ascii=False))
     assert isinstance(outputs[1], Say) and "AIの歴史" in outputs[1].text
+
+
+def voice_item(transcript: str | None) -> dict:
+    return {"id": "u1", "type": "message", "role": "user",
+            "content": [{"type": "input_audio", "transcript": transcript}]}
+
+
+async def test_what_whisper_invents_on_noise_is_not_answered():
+    rules = OfflineAssistant()
+    assert await rules.respond(ResponseContext([voice_item("ご視聴ありがとうございました")], [], "auto", "")) == []
+    assert await rules.respond(ResponseContext([voice_item("")], [], "auto", "")) == []
+    [answer] = await rules.respond(ResponseContext([voice_item("ありがとうございました")], [], "auto", ""))
+    assert isinstance(answer, Say) and "どういたしまして" in answer.text
+    [untranscribed] = await OfflineAssistant(lambda: "モデルがありません。").respond(
+        ResponseContext([voice_item(None)], [], "auto", ""))
+    assert "モデルがありません。" in untranscribed.text

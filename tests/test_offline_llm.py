@@ -16,6 +16,9 @@ from openmeteo_server import serve_open_meteo
 from conversation.conversation import Conversation
 from conversation.tool_runner import CallStatus
 from offline import replies
+from offline.assistant import OfflineAssistant
+from offline.engine import ResponseContext, Say
+from offline.llm import LanguageModelAssistant
 from offline.runtime import LanguageModelSettings, build_offline_server
 from offline.server import RealtimeServer
 from offline.speech import synthesize
@@ -228,4 +231,25 @@ async def test_cancelling_a_response_hangs_up_on_the_model():
     finally:
         await client.close()
         await server.stop()
+        await chat.stop()
+
+
+async def test_voice_turns_without_words_never_reach_the_model():
+    chat = ChatServer(lambda body: Reply(text=["はい。"]))
+    await chat.start()
+    assistant = LanguageModelAssistant(AsyncOpenAI(base_url=chat.base_url, api_key="local"), "stand-in",
+                                       OfflineAssistant(lambda: "モデルがありません。"), lambda: "モデルがありません。")
+    try:
+        def voice(transcript: str | None) -> ResponseContext:
+            item = {"id": "u1", "type": "message", "role": "user",
+                    "content": [{"type": "input_audio", "transcript": transcript}]}
+            return ResponseContext([item], [], "auto", "")
+
+        assert await assistant.respond(voice("ご視聴ありがとうございました")) == []
+        [untranscribed] = await assistant.respond(voice(None))
+        assert "モデルがありません。" in untranscribed.text
+        assert chat.requests == []
+        assert await assistant.respond(voice("こんにちは")) == [Say("はい。")]
+        assert chat.requests[0]["messages"][-1] == {"role": "user", "content": "こんにちは"}
+    finally:
         await chat.stop()
