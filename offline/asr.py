@@ -92,8 +92,11 @@ def locate_model(name: str, download_root: str | None = None, endpoint: str | No
         return huggingface_hub.snapshot_download(repo, tqdm_class=_LogProgress, **options)
     except Exception as exc:  # offline, DNS, HTTP errors: all mean "cannot have it now"
         log.warning("音声認識モデルをダウンロードできませんでした: %s", exc)
-        raise TranscriptionFailed(
-            f"音声認識モデル「{name}」をダウンロードできませんでした（ネットワークに接続できません）。") from None
+        from huggingface_hub import constants
+
+        offline = constants.HF_HUB_OFFLINE
+        why = "HF_HUB_OFFLINE が設定されています" if offline else "ネットワークに接続できません"
+        raise TranscriptionFailed(f"音声認識モデル「{name}」をダウンロードできませんでした（{why}）。") from None
 
 
 class SpeechRecognition:

@@ -91,11 +91,14 @@ def test_a_corrupt_model_is_reported(tmp_path):
     assert "読み込めませんでした" in model.problem()
 
 
-def test_no_network_means_no_download_and_a_reason(tmp_path):
+def test_no_network_means_no_download_and_a_reason(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # really try: a closed local port
     started = time.perf_counter()
     model = SpeechRecognition("small", download_root=str(tmp_path), endpoint=f"http://127.0.0.1:{closed_port()}")
     assert not model.wait_loaded(60)
-    assert "ダウンロードできませんでした" in model.problem() and "small" in model.problem()
+    assert "「small」をダウンロードできませんでした（ネットワークに接続できません）" in model.problem()
     assert time.perf_counter() - started < 30
     assert not list(tmp_path.rglob("model.bin"))
 
