@@ -21,7 +21,7 @@ import statistics
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -206,6 +206,14 @@ def one_user(base: str, fn_index: int, messages: list[tuple[str, str, bool]], fi
     What gradio_client cannot encode goes as a browser sends it, from a browser session of its own (two
     readers of one session's event stream would take each other's messages)."""
     client = Client(base, verbose=False)
+    try:
+        ask_all(client, base, fn_index, messages, figures, rng)
+    finally:
+        client.close()  # its thread pool and heartbeat thread
+
+
+def ask_all(client: Client, base: str, fn_index: int, messages: list[tuple[str, str, bool]], figures: InputFigures,
+            rng: random.Random) -> None:
     browser_session = f"raw{rng.getrandbits(40):x}"
     queue = list(messages)
     while queue:
@@ -261,9 +269,19 @@ def server_problems(tee: Tee, log: ServerLog) -> list[str]:
 
 @contextmanager
 def scripted_app() -> Iterator[object]:
-    from apphost import running_app
+    """The app against the scripted service, which keeps nothing (no recording, a bounded memory of requests)."""
+    from apphost import running_app, scripted_server
+    from conftest import ScriptedAssistant, settings_for
 
-    with running_app("azure-ga") as app:
+    from offline.runtime import serve_in_thread
+
+    assistant = ScriptedAssistant()
+    assistant.contexts = deque(maxlen=4)  # type: ignore[assignment]
+    server = scripted_server(assistant)
+    server.record = False
+    server.speed = 50.0  # long echoes stream quickly: the soak is about what arrives, not how fast
+    serve_in_thread(server)
+    with running_app(settings=settings_for(server, "azure-ga")) as app:
         yield app
 
 
