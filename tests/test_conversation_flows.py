@@ -50,36 +50,23 @@ async def test_answers_are_recognised_when_the_service_does_not_echo_metadata(as
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
-async def test_nobody_listening_gets_text_only_responses(server, flavour):
+@pytest.mark.parametrize("listening", [False, True], ids=["nobody-listening", "voice-call"])
+async def test_answers_are_audio_only_for_a_listener(server, flavour, listening):
+    preview = flavour == "azure-preview"
     conversation = await connected(server, flavour)
+    conversation.voice_attached = listening
     try:
-        turn = await conversation.send_text("音声なしで")
+        turn = await conversation.send_text("こんにちは")
         await eventually(turn.done.is_set)
-        assert conversation.turn_text(turn) == "echo:音声なしで"
+        assert conversation.turn_text(turn) == "echo:こんにちは"
         record = server.connections[-1]
         request = record.of_type("response.create")[-1]["response"]
-        key = "modalities" if flavour == "azure-preview" else "output_modalities"
-        assert request[key] == ["text"]
-        text_delta = "response.text.delta" if flavour == "azure-preview" else "response.output_text.delta"
-        audio_delta = "response.audio.delta" if flavour == "azure-preview" else "response.output_audio.delta"
-        assert record.sent_of_type(text_delta) and not record.sent_of_type(audio_delta)
-    finally:
-        await conversation.close()
-
-
-@pytest.mark.parametrize("flavour", FLAVOURS)
-async def test_a_listener_gets_audio_responses(server, flavour):
-    conversation = await connected(server, flavour)
-    conversation.voice_attached = True
-    try:
-        turn = await conversation.send_text("音声ありで")
-        await eventually(turn.done.is_set)
-        assert conversation.turn_text(turn) == "echo:音声ありで"
-        record = server.connections[-1]
-        request = record.of_type("response.create")[-1]["response"]
-        assert "modalities" not in request and "output_modalities" not in request
-        audio_delta = "response.audio.delta" if flavour == "azure-preview" else "response.output_audio.delta"
-        assert record.sent_of_type(audio_delta)
+        asked = request.get("modalities" if preview else "output_modalities")
+        assert asked == (None if listening else ["text"])  # a listener gets the session's audio
+        text_delta = "response.text.delta" if preview else "response.output_text.delta"
+        audio_delta = "response.audio.delta" if preview else "response.output_audio.delta"
+        assert bool(record.sent_of_type(audio_delta)) == listening
+        assert bool(record.sent_of_type(text_delta)) != listening
     finally:
         await conversation.close()
 
