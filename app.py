@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -19,6 +20,9 @@ from tools import Toolbox
 from web.browsers import BrowserSessions
 from web.ice import ice_servers
 from web.page import build_ui
+
+if TYPE_CHECKING:  # the offline engine (speech models) is imported only when it runs
+    from offline.runtime import OfflineEngine
 
 log = logging.getLogger("app")
 
@@ -33,25 +37,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def make_registry(settings: Settings, debug: bool) -> BrowserSessions:
+def make_registry(settings: Settings, debug: bool,
+                  engine: OfflineEngine | None = None) -> tuple[BrowserSessions, OfflineEngine | None]:
+    """The registry of browser sessions; in offline mode over the given engine, or one started here."""
     realtime = settings.realtime
     if realtime.provider == "offline" and not realtime.base_url:
-        from offline.runtime import start_offline_engine
+        if engine is None:
+            from offline.runtime import start_offline_engine
 
-        realtime = realtime.with_base_url(start_offline_engine())
-    return BrowserSessions(lambda: realtime, tools=Toolbox.from_settings(settings), idle_timeout=settings.idle_timeout,
-                           debug=debug)
+            engine = start_offline_engine(settings.offline)
+        realtime = realtime.with_base_url(engine.url)
+    registry = BrowserSessions(lambda: realtime, tools=Toolbox.from_settings(settings),
+                               idle_timeout=settings.idle_timeout, debug=debug)
+    return registry, engine
 
 
-def create_app(settings: Settings, host: str = "127.0.0.1", share: bool = False,
-               debug: bool = False) -> tuple[gr.Blocks, BrowserSessions]:
+def create_app(settings: Settings, host: str = "127.0.0.1", share: bool = False, debug: bool = False,
+               offline: OfflineEngine | None = None) -> tuple[gr.Blocks, BrowserSessions]:
     """The page, its API and the browser-session registry for these settings (the tests call this too)."""
-    registry = make_registry(settings, debug)
+    registry, engine = make_registry(settings, debug, offline)
     rtc, server_rtc = ice_servers(host, share, settings.turn, settings.on_space)
     demo = build_ui(
         registry, settings.realtime, rtc, server_rtc,
         max_voice_sessions=settings.max_voice_sessions,
         voice_time_limit=settings.voice_time_limit,
+        offline=engine,
     )
     return demo, registry
 

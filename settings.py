@@ -72,11 +72,31 @@ class RealtimeSettings:
         if self.provider == "openai":
             return f"OpenAI ({self.model})"
         if self.provider == "offline":
-            return "オフラインモード（内蔵のルールベース・アシスタント）"
+            return "オフラインモード"
         return "未設定"
 
     def with_base_url(self, base_url: str) -> RealtimeSettings:
         return replace(self, base_url=base_url)
+
+
+@dataclass(frozen=True)
+class OfflineSettings:
+    """The offline engine: Japanese speech recognition, and a local language model when there is one
+    (any Chat Completions server: Ollama, llama.cpp's llama-server, LM Studio, vLLM)."""
+
+    asr_model: str = "base"  # a size name (downloaded once), a model directory, or "none"
+    asr_language: str = "ja"
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = field(default="local", repr=False)  # local servers ignore it; the SDK wants one
+
+    @property
+    def recognition_on(self) -> bool:
+        return self.asr_model.lower() not in ("none", "off", "0")
+
+    @property
+    def language_model_on(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,7 @@ class Settings:
     port: int = 7860
     on_space: bool = False
     turn: TurnSettings = field(default_factory=TurnSettings)
+    offline: OfflineSettings = field(default_factory=OfflineSettings)
 
 
 class _Environment:
@@ -215,6 +236,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         host=env.text("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else base.host),
         port=int(env.number("GRADIO_SERVER_PORT", base.port, minimum=1, maximum=65535)),
         on_space=on_space,
+        offline=_offline_settings(env),
         turn=TurnSettings(
             hf_token=env.text("HF_TOKEN"),
             cloudflare_key_id=env.text("CLOUDFLARE_TURN_KEY_ID"),
@@ -223,6 +245,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             twilio_auth_token=env.text("TWILIO_AUTH_TOKEN"),
         ),
     )
+
+
+def _offline_settings(env: _Environment) -> OfflineSettings:
+    base = OfflineSettings()
+    offline = OfflineSettings(
+        asr_model=env.text("OFFLINE_ASR_MODEL", base.asr_model),
+        asr_language=env.text("OFFLINE_ASR_LANGUAGE", base.asr_language),
+        llm_base_url=env.text("OFFLINE_LLM_BASE_URL"),
+        llm_model=env.text("OFFLINE_LLM_MODEL"),
+        llm_api_key=env.text("OFFLINE_LLM_API_KEY", base.llm_api_key),
+    )
+    if bool(offline.llm_base_url) != bool(offline.llm_model):
+        log.warning("ローカル言語モデルを使うには OFFLINE_LLM_BASE_URL と OFFLINE_LLM_MODEL の両方が必要です。"
+                    "ルールベースの応答で動きます。")
+    return offline
 
 
 def missing_settings(settings: RealtimeSettings) -> list[str]:

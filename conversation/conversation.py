@@ -196,7 +196,7 @@ class Conversation:
 
     def snapshot(self) -> Snapshot:
         calls = sorted(self.tools.calls.values(), key=lambda c: c.started_at, reverse=True)
-        return Snapshot(self.transcript.messages(), calls, self.link.state, self.settings.label, self.link.notice)
+        return Snapshot(self.transcript.messages(), calls, self.link.state, self.link.notice)
 
     def usage_summary(self, detail: bool = True) -> dict[str, Any]:
         """Tokens, estimated cost and latency medians so far (tool durations from the runner's calls);

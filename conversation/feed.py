@@ -18,7 +18,6 @@ class Snapshot:
     messages: list[dict[str, str]]
     calls: list[ToolCall]
     state: ConnectionState
-    provider_label: str
     notice: str
 
 

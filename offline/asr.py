@@ -23,11 +23,13 @@ from tqdm.auto import tqdm
 
 from audio import SAMPLE_RATE, resample
 from offline.engine import TranscriptionFailed
+from settings import OfflineSettings
 
 log = logging.getLogger(__name__)
 
 WHISPER_RATE = 16_000
-DEFAULT_MODEL = "base"  # faster than real time on 2 cores and right on clean questions (benchmarks/bench_asr.py)
+# Faster than real time on 2 cores and right on clean questions (benchmarks/bench_asr.py).
+DEFAULT_MODEL = OfflineSettings().asr_model
 MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
 # The files faster-whisper itself downloads for a size name.
 HUB_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokenizer.json", "vocabulary.*"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,16 +13,16 @@ import httpx
 import numpy as np
 from openai import AsyncOpenAI
 
-from offline.asr import DEFAULT_MODEL, SpeechRecognition
+from offline.asr import SpeechRecognition
 from offline.assistant import OfflineAssistant
 from offline.engine import Assistant, TranscriptionFailed
 from offline.llm import LanguageModelAssistant
 from offline.server import RealtimeServer
 from offline.speech import TurnDetector, split_sentences, synthesize
+from settings import OfflineSettings
 
 log = logging.getLogger(__name__)
 
-ASR_OFF = ("none", "off", "0")  # OFFLINE_ASR_MODEL values that turn recognition off
 NO_RECOGNITION = "音声認識を使わない設定です（OFFLINE_ASR_MODEL）。"
 
 
@@ -48,48 +47,40 @@ class JapaneseVoice:
                 yield sentence, pcm
 
 
-@dataclass(frozen=True)
-class LanguageModelSettings:
-    """A Chat Completions server: Ollama (http://localhost:11434/v1), llama.cpp's llama-server, LM Studio, vLLM."""
-
-    base_url: str
-    model: str
-    api_key: str = "local"  # local servers ignore it; the SDK wants one
-
-    def client(self) -> AsyncOpenAI:
-        # No retries: a stopped local server should hand over to the rules at once. Local models can be slow
-        # to start (loading weights), so reading waits long; connecting does not.
-        return AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=0,
-                           timeout=httpx.Timeout(120.0, connect=5.0))
+def language_model_client(settings: OfflineSettings) -> AsyncOpenAI:
+    # No retries: a stopped local server should hand over to the rules at once. Local models can be slow
+    # to start (loading weights), so reading waits long; connecting does not.
+    return AsyncOpenAI(base_url=settings.llm_base_url, api_key=settings.llm_api_key, max_retries=0,
+                       timeout=httpx.Timeout(120.0, connect=5.0))
 
 
 @dataclass(frozen=True)
-class OfflineSettings:
-    asr_model: str = DEFAULT_MODEL  # a size name (downloaded once) or a model directory; "none" turns it off
-    asr_language: str = "ja"
-    language_model: LanguageModelSettings | None = None
+class OfflineEngine:
+    """The running engine, as the page describes it."""
 
+    url: str
+    settings: OfflineSettings
+    recognition: SpeechRecognition | None
 
-def offline_settings(environ: dict[str, str] | os._Environ[str] = os.environ) -> OfflineSettings:
-    """The OFFLINE_* variables (read here only, when the engine starts)."""
-    def text(name: str, default: str = "") -> str:
-        return (environ.get(name) or "").strip() or default
+    @property
+    def assistant_label(self) -> str:
+        if self.settings.language_model_on:
+            return f"ローカル言語モデル {self.settings.llm_model}"
+        return "内蔵のルールベース・アシスタント"
 
-    base_url, model = text("OFFLINE_LLM_BASE_URL"), text("OFFLINE_LLM_MODEL")
-    if bool(base_url) != bool(model):
-        log.warning("ローカル言語モデルを使うには OFFLINE_LLM_BASE_URL と OFFLINE_LLM_MODEL の両方が必要です。"
-                    "ルールベースの応答で動きます。")
-    llm = LanguageModelSettings(base_url, model, text("OFFLINE_LLM_API_KEY", "local")) if base_url and model else None
-    return OfflineSettings(text("OFFLINE_ASR_MODEL", DEFAULT_MODEL), text("OFFLINE_ASR_LANGUAGE", "ja"), llm)
+    def recognition_problem(self) -> str:
+        """Why spoken questions cannot be understood (empty when they can, or while the model still loads)."""
+        return NO_RECOGNITION if self.recognition is None else self.recognition.unavailable
 
 
 def build_offline_server(speed: float = 4.0, recognition: SpeechRecognition | None = None,
-                         language_model: LanguageModelSettings | None = None) -> RealtimeServer:
+                         language_model: OfflineSettings | None = None) -> RealtimeServer:
     """The engine's server; without `recognition` voice turns are detected but honestly not transcribed."""
     problem = recognition.problem if recognition is not None else None
     assistant: Assistant = OfflineAssistant(problem)
     if language_model is not None:
-        assistant = LanguageModelAssistant(language_model.client(), language_model.model, assistant, problem)
+        assistant = LanguageModelAssistant(language_model_client(language_model), language_model.llm_model, assistant,
+                                           problem)
     transcriber = recognition.transcribe if recognition is not None else _not_transcribed
     # One assistant for all connections: it keeps no per-conversation state (and one view of the model's health).
     return RealtimeServer(lambda: assistant, JapaneseVoice, TurnDetector, transcriber=transcriber, speed=speed)
@@ -111,13 +102,13 @@ def serve_in_thread(server: RealtimeServer, port: int = 0) -> str:
     return server.url
 
 
-def start_offline_engine(port: int = 0) -> str:
-    """Start the offline engine as configured by OFFLINE_*; returns the base URL the `openai` SDK connects to."""
-    settings = offline_settings()
+def start_offline_engine(settings: OfflineSettings, port: int = 0) -> OfflineEngine:
+    """Start the offline engine as configured (OFFLINE_*); its URL is the base the `openai` SDK connects to."""
     recognition = None
-    if settings.asr_model.lower() not in ASR_OFF:
+    if settings.recognition_on:
         recognition = SpeechRecognition(settings.asr_model, settings.asr_language)  # loads in the background
-    if settings.language_model is not None:
-        log.info("ローカル言語モデル: %s（%s）", settings.language_model.model, settings.language_model.base_url)
-    server = build_offline_server(recognition=recognition, language_model=settings.language_model)
-    return serve_in_thread(server, port) + "/v1"
+    language_model = settings if settings.language_model_on else None
+    if language_model is not None:
+        log.info("ローカル言語モデル: %s（%s）", settings.llm_model, settings.llm_base_url)
+    server = build_offline_server(recognition=recognition, language_model=language_model)
+    return OfflineEngine(serve_in_thread(server, port) + "/v1", settings, recognition)

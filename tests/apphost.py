@@ -13,7 +13,7 @@ from webrtc_client import VoiceClient
 
 from app import create_app
 from conversation.conversation import Conversation
-from offline.runtime import serve_in_thread
+from offline.runtime import OfflineEngine, serve_in_thread
 from offline.server import RealtimeServer
 from offline.speech import EnergyTurnDetector
 from offline.streaming import Voice
@@ -50,8 +50,9 @@ def scripted_server(assistant: ScriptedAssistant, api_key: str = "test-key-not-a
 @contextmanager
 def running_app(flavour: str = "azure-ga", assistant: ScriptedAssistant | None = None,
                 settings: RealtimeSettings | None = None, voice: Callable[[], Voice] = ToneVoice,
-                **launch: object) -> Iterator[RunningApp]:
-    """The app as `python app.py` serves it; `settings` overrides the scripted server (e.g. offline)."""
+                offline: OfflineEngine | None = None, **launch: object) -> Iterator[RunningApp]:
+    """The app as `python app.py` serves it; `settings` overrides the scripted server, `offline` runs it over
+    an offline engine the test started."""
     server = None
     if settings is None:
         assistant = assistant or ScriptedAssistant()
@@ -59,7 +60,7 @@ def running_app(flavour: str = "azure-ga", assistant: ScriptedAssistant | None =
         serve_in_thread(server)
         settings = settings_for(server, flavour)
     # The rest of the settings as `python app.py` reads them, so a test can set them in the environment first.
-    demo, registry = create_app(replace(load_settings(), realtime=settings), host="127.0.0.1")
+    demo, registry = create_app(replace(load_settings(), realtime=settings), host="127.0.0.1", offline=offline)
     demo.queue(default_concurrency_limit=None)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch)

@@ -53,17 +53,16 @@ def weather():
 def app(request, weather) -> Iterator[BrowserApp]:
     from apphost import running_app
 
-    from offline.runtime import build_offline_server, serve_in_thread
-    from settings import RealtimeSettings, VoiceSettings
+    from offline.runtime import OfflineEngine, build_offline_server, serve_in_thread
+    from settings import OfflineSettings, load_settings
 
     if request.param == "offline":
-        # What `python app.py` runs without credentials (app.make_registry → start_offline_engine), with the
-        # engine's server object kept so the test can see what the app sent it.
+        # What `python app.py` runs without credentials (app.make_registry → start_offline_engine, here without
+        # speech recognition), with the engine's server object kept so the test can see what the app sent it.
         server = build_offline_server()
         server.record = True
-        settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
-                                    voice=VoiceSettings(), base_url=serve_in_thread(server) + "/v1")
-        with running_app(settings=settings) as running:
+        engine = OfflineEngine(serve_in_thread(server) + "/v1", OfflineSettings(asr_model="none"), None)
+        with running_app(settings=load_settings({}).realtime, offline=engine) as running:
             yield BrowserApp("offline", running.url, running.registry, server, None, weather)
     else:
         with running_app("azure-preview", ScriptedAssistant()) as running:

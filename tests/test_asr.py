@@ -15,9 +15,9 @@ from whisper_model import plain, whisper_base_dir
 from conversation.conversation import Conversation
 from offline.asr import SpeechRecognition, _LogProgress, locate_model
 from offline.engine import TranscriptionFailed
-from offline.runtime import build_offline_server, offline_settings
+from offline.runtime import build_offline_server
 from offline.speech import synthesize
-from settings import RealtimeSettings
+from settings import RealtimeSettings, load_settings
 
 SILENCE = np.zeros(24_000, np.int16)
 
@@ -120,12 +120,14 @@ def test_an_unknown_size_name_lists_the_known_ones():
 
 
 def test_offline_settings_come_from_the_environment():
-    assert offline_settings({}).asr_model == "base" and offline_settings({}).language_model is None
-    chosen = offline_settings({"OFFLINE_ASR_MODEL": " small ", "OFFLINE_LLM_BASE_URL": "http://localhost:11434/v1",
-                               "OFFLINE_LLM_MODEL": "qwen2.5:7b"})
+    default = load_settings({}).offline
+    assert default.asr_model == "base" and default.recognition_on and not default.language_model_on
+    chosen = load_settings({"OFFLINE_ASR_MODEL": " small ", "OFFLINE_LLM_BASE_URL": "http://localhost:11434/v1",
+                            "OFFLINE_LLM_MODEL": "qwen2.5:7b"}).offline
     assert chosen.asr_model == "small"
-    assert chosen.language_model is not None and chosen.language_model.model == "qwen2.5:7b"
-    assert offline_settings({"OFFLINE_LLM_MODEL": "qwen2.5:7b"}).language_model is None  # half a setting: rules
+    assert chosen.language_model_on and chosen.llm_model == "qwen2.5:7b"
+    assert not load_settings({"OFFLINE_LLM_MODEL": "qwen2.5:7b"}).offline.language_model_on  # half a setting: rules
+    assert not load_settings({"OFFLINE_ASR_MODEL": "none"}).offline.recognition_on
 
 
 async def test_two_utterances_are_transcribed_in_order_while_audio_keeps_flowing(recognition):
@@ -156,3 +158,18 @@ async def test_two_utterances_are_transcribed_in_order_while_audio_keeps_flowing
     finally:
         await session.close()
         await server.stop()
+
+
+def test_the_page_says_from_the_start_why_speech_is_not_understood(tmp_path):
+    from offline.runtime import OfflineEngine
+    from settings import OfflineSettings
+    from web.page import PageEvents
+
+    missing = str(tmp_path / "no-such-model")
+    recognition = SpeechRecognition(missing)
+    assert not recognition.wait_loaded(30)
+    engine = OfflineEngine("ws://127.0.0.1:9/v1", OfflineSettings(asr_model=missing), recognition)
+    line = PageEvents(None, "オフラインモード（内蔵のルールベース・アシスタント）", engine).status(None)  # type: ignore[arg-type]
+    assert f"🎤 音声認識は使えません: {recognition.unavailable}" in line and "no-such-model" in line
+    none = OfflineEngine("ws://127.0.0.1:9/v1", OfflineSettings(asr_model="none"), None)
+    assert "OFFLINE_ASR_MODEL" in PageEvents(None, "オフラインモード", none).status(None)  # type: ignore[arg-type]

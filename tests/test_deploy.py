@@ -159,9 +159,13 @@ def test_requirements_pin_the_runtime_and_match_what_is_installed():
 
 # --- (b) quick start ---------------------------------------------------------------------------------
 
-def test_quick_start_has_two_setup_commands_and_one_test_command():
+def test_quick_start_has_one_command_to_run_the_app_and_one_to_run_the_tests():
     blocks = [commands(body) for _lang, body in fenced_blocks(section(README, "クイックスタート"))]
-    assert blocks == [["pip install -r requirements.txt", "python app.py"], ["python -m pytest"]]
+    assert blocks[0] == ["pip install -r requirements.txt && python app.py"]
+    assert len(blocks) == 2 and len(blocks[1]) == 1, "each is one line a newcomer can paste"
+    test = blocks[1][0]
+    assert "apt-get install -y chromium fonts-noto-cjk" in test  # the browser tests' system packages
+    assert test.endswith("pip install -r requirements-dev.txt && python -m pytest")
 
 
 def test_ci_runs_the_readme_test_command_and_fails_on_no_tests():

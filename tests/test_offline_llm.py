@@ -19,10 +19,10 @@ from offline import replies
 from offline.assistant import OfflineAssistant
 from offline.engine import ResponseContext, Say
 from offline.llm import LanguageModelAssistant
-from offline.runtime import LanguageModelSettings, build_offline_server
+from offline.runtime import build_offline_server
 from offline.server import RealtimeServer
 from offline.speech import synthesize
-from settings import RealtimeSettings, load_settings
+from settings import OfflineSettings, RealtimeSettings, load_settings
 from tools import Toolbox
 
 WEATHER = '{"location": "東京", "day": "today"}'
@@ -48,7 +48,8 @@ def local_services(monkeypatch):
 
 async def engine_with(chat: ChatServer) -> RealtimeServer:
     await chat.start()
-    server = build_offline_server(speed=16.0, language_model=LanguageModelSettings(chat.base_url, "stand-in"))
+    language_model = OfflineSettings(llm_base_url=chat.base_url, llm_model="stand-in")
+    server = build_offline_server(speed=16.0, language_model=language_model)
     server.record = True
     await server.start()
     return server

@@ -7,11 +7,17 @@ from web.page import as_typed, chat_view, safe_markdown, status_line
 
 
 def test_status_line_names_the_provider_and_the_state_once():
-    snapshot = Snapshot([], [], ConnectionState.RECONNECTING, "Azure OpenAI (gpt-realtime, GA)", "回線が切れました。")
-    line = status_line(snapshot, "設定の表示名")
-    assert line.count("Azure OpenAI (gpt-realtime, GA)") == 1 and "設定の表示名" not in line
+    snapshot = Snapshot([], [], ConnectionState.RECONNECTING, "回線が切れました。")
+    line = status_line(snapshot, "Azure OpenAI (gpt-realtime, GA)")
+    assert line.count("Azure OpenAI (gpt-realtime, GA)") == 1
     assert "**状態:** 再接続中…" in line and line.endswith("⚠️ 回線が切れました。")
     assert status_line(None, "オフライン").count("オフライン") == 1
+
+
+def test_status_line_says_why_speech_is_not_understood():
+    line = status_line(None, "オフラインモード", "音声認識モデル「base」をダウンロードできませんでした。")
+    assert "音声認識は使えません: 音声認識モデル「base」をダウンロードできませんでした。" in line
+    assert "音声認識" not in status_line(None, "オフラインモード")
 
 
 def test_typed_text_is_escaped_for_markdown_and_html():

@@ -6,7 +6,7 @@ import logging
 import re
 import warnings
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 from fastrtc import WebRTC
@@ -19,13 +19,22 @@ from web.labels import WARNING_TITLE, connection_label, page_script
 from web.usage_panel import UsageApi, usage_panel
 from web.voice import wire_voice
 
+if TYPE_CHECKING:  # the offline engine (speech models) is imported only when it runs
+    from offline.runtime import OfflineEngine
+
 log = logging.getLogger(__name__)
 
 INTRO = ("# 🎙️ リアルタイム音声アシスタント\n話しかけるか、メッセージを入力してください。"
          "天気の質問や調べもの（時間のかかる検索も）を、会話を続けながら処理します。")
-OFFLINE_NOTE = (
+OFFLINE_RULES_NOTE = (
     "**オフラインモード**で動作中です。応答するのは内蔵のルールベース・アシスタント（言語モデルではありません）で、"
     "天気（例:「明日の大阪の天気は？」）とナレッジベース検索（例:「AIについて調べて」）に答えます。"
+)
+OFFLINE_MODEL_NOTE = (
+    "**オフラインモード**で動作中です。応答するのはこのマシンのローカル言語モデル（{model}）で、"
+    "天気とナレッジベース検索のツールも使えます（つながらないときは内蔵のルールベース・アシスタントが答えます）。"
+)
+OFFLINE_NOTE_END = (
     "話しかけた内容はこのマシンの音声認識（Whisper）で文字にします（初回はモデルをダウンロードします）。"
     "Azure OpenAI を使うには `.env` に "
     "`AZURE_OPENAI_ENDPOINT` / `AZURE_OPENAI_API_KEY` / `AZURE_OPENAI_DEPLOYMENT` を設定して再起動してください。"
@@ -62,20 +71,30 @@ def chat_view(messages: list[dict[str, str]]) -> list[dict[str, str]]:
             for m in messages]
 
 
-def status_line(snapshot: Snapshot | None, provider: str) -> str:
-    """「接続先」 and 「状態」, each once, then any notice."""
-    if snapshot is None:
-        return f"**接続先:** {provider}　**状態:** 準備中…"
-    notice = f"\n\n⚠️ {snapshot.notice}" if snapshot.notice else ""
-    return f"**接続先:** {snapshot.provider_label or provider}　**状態:** {connection_label(snapshot.state)}{notice}"
+def offline_note(engine: OfflineEngine) -> str:
+    model = engine.settings.llm_model
+    return (OFFLINE_MODEL_NOTE.format(model=model) if engine.settings.language_model_on else OFFLINE_RULES_NOTE) + \
+        OFFLINE_NOTE_END
+
+
+def status_line(snapshot: Snapshot | None, provider: str, recognition_problem: str = "") -> str:
+    """「接続先」 and 「状態」, each once, then why speech is not understood (offline), then any notice."""
+    state = connection_label(snapshot.state) if snapshot else "準備中…"
+    problem = f"\n\n🎤 音声認識は使えません: {recognition_problem}" if recognition_problem else ""
+    notice = f"\n\n⚠️ {snapshot.notice}" if snapshot and snapshot.notice else ""
+    return f"**接続先:** {provider}　**状態:** {state}{problem}{notice}"
 
 
 class PageEvents:
     """What the page's components do; each event finds its conversation by the Gradio session hash."""
 
-    def __init__(self, registry: BrowserSessions, provider: str) -> None:
+    def __init__(self, registry: BrowserSessions, provider: str, offline: OfflineEngine | None) -> None:
         self.registry = registry
         self.provider = provider
+        self.offline = offline
+
+    def status(self, snapshot: Snapshot | None) -> str:
+        return status_line(snapshot, self.provider, self.offline.recognition_problem() if self.offline else "")
 
     async def send(self, message: str, request: gr.Request) -> str | dict:
         """Send the typed message (the box empties); a message that cannot be sent stays in the box."""
@@ -94,7 +113,7 @@ class PageEvents:
             async for snapshot in conversation.updates():
                 rows = tool_rows(snapshot.calls)
                 yield (chat_view(snapshot.messages), rows, gr.update(visible=not rows),
-                       status_line(snapshot, self.provider))
+                       self.status(snapshot))
             conversation = await self.registry.next_session(request.session_hash, conversation)
 
     async def new_conversation(self, request: gr.Request) -> None:
@@ -111,13 +130,15 @@ def build_ui(
     server_rtc_configuration: dict | None,
     max_voice_sessions: int,
     voice_time_limit: float,
+    offline: OfflineEngine | None = None,
 ) -> gr.Blocks:
-    events = PageEvents(registry, settings.label)
+    provider = f"{settings.label}（{offline.assistant_label}）" if offline else settings.label
+    events = PageEvents(registry, provider, offline)
     with gr.Blocks(title="リアルタイム音声アシスタント", analytics_enabled=False) as demo:
         gr.Markdown(INTRO)
-        if settings.provider == "offline":
-            gr.Markdown(OFFLINE_NOTE)
-        status = gr.Markdown(status_line(None, settings.label))
+        if offline is not None:
+            gr.Markdown(offline_note(offline))
+        status = gr.Markdown(events.status(None))
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 voice = WebRTC(
