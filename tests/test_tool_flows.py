@@ -160,8 +160,8 @@ async def test_closing_the_session_cancels_running_calls(server, assistant):
     (search,) = session.tools.calls.values()
     assert search.status == CallStatus.CANCELLED
     assert session.tools.running == 0
-    leftovers = [t for t in asyncio.all_tasks() if t.get_name().startswith(("tool ", "realtime session",
-                                                                              "response gate"))]
+    leftovers = [t for t in asyncio.all_tasks() if t.get_name().startswith(("tool ", "realtime link",
+                                                                              "response gate", "session rotation"))]
     assert leftovers == []
 
 
@@ -178,8 +178,8 @@ async def test_call_of_a_cancelled_response_is_not_run(server, assistant):
         (call_record,) = await eventually(lambda: list(session.tools.calls.values()), 5)
         assert call_record.status == CallStatus.CANCELLED
         assert invocations == []
-        outputs = [e["item"] for e in server.connections[0].of_type("conversation.item.create")
-                   if e["item"]["type"] == "function_call_output"]
+        outputs = await eventually(lambda: [e["item"] for e in server.connections[0].of_type("conversation.item.create")
+                                            if e["item"]["type"] == "function_call_output"])
         assert json.loads(outputs[0]["output"])["status"] == "cancelled"
         no_error_reached_user(session)
     finally:
