@@ -325,10 +325,13 @@ def page_soak(app, count: int, seed: int = 5) -> dict:
                     texts = [m["content"] for m in conversation.transcript.messages()] if conversation else []
                     return texts[-2:] == [message.strip(), expected_reply(message)]
                 wait_until(page, answered, 15, f"an answer to {kind} {message[:30]!r}")
+                # The page drops a submit while its last one is still pending: wait until that one is done.
+                wait_until(page, lambda: box.input_value() == "", 10, "the box emptied by the accepted message")
                 result["answered" if kind != "plain" else "usable_afterwards"] += 1
             else:
                 wait_until(page, lambda: [t for t in page.evaluate(TOAST_TEXTS) if JAPANESE.search(t)], 10,
-                                    f"a Japanese refusal of {kind} {message[:30]!r}")
+                           f"a Japanese refusal of {kind} {message[:30]!r}")
+                page.wait_for_timeout(300)  # the refusal's event ends right after its toast
                 result["refused"] += 1
                 if box.input_value() != message.replace("\r\n", "\n"):
                     result["refused_text_lost"] += 1
