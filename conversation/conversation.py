@@ -157,7 +157,7 @@ class Conversation:
             again = self.turns.response_lost(lost, self.transcript.said(self.turns.items_of(lost)))
             if again:
                 self.gate.request(again, separate=True)
-        self.playback.interrupt()
+        # The answer audio already received keeps playing: a move to a fresh session must not cut it off.
 
     async def send(self, event: Event) -> None:
         await self.link.send(event)
