@@ -70,10 +70,6 @@ class ResponseGate:
         self._quiet = asyncio.Event()
         self._quiet.set()
 
-    @property
-    def active_response(self) -> str | None:
-        return self._active
-
     def request(self, causes: Iterable[str] = (), *, tools_allowed: bool = True, separate: bool = False) -> None:
         """Ask for a response; a mergeable request joins the last waiting mergeable one."""
         new = Request(set(causes), tools_allowed, separate)

@@ -185,8 +185,10 @@ class UsageMeter:
 
     def first_output_of(self, kind: TurnKind, at: float | None = None) -> list[TurnLatency]:
         """Close every open turn of this kind (audio is not tied to a turn id: it answers the speech before it)."""
-        now = self._clock() if at is None else at
         waiting = [t for t, (k, _) in self._open.items() if k == kind]
+        if not waiting:  # every audio delta asks: most find nothing open
+            return []
+        now = self._clock() if at is None else at
         return [latency for t in waiting if (latency := self.first_output(t, now))]
 
     # ---- report ----------------------------------------------------------------------------

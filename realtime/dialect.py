@@ -22,7 +22,6 @@ PREVIEW_TO_GA: dict[str, str] = {
     "response.text.done": "response.output_text.done",
     "conversation.item.created": "conversation.item.added",
 }
-GA_TO_PREVIEW = {ga: preview for preview, ga in PREVIEW_TO_GA.items()}
 
 # Content part types of an assistant message, used when replaying history after a reconnect.
 ASSISTANT_TEXT_PART = {"ga": "output_text", "preview": "text"}
@@ -33,11 +32,6 @@ def to_internal(event: Event, dialect: Dialect) -> Event:
     if dialect == "preview":
         event["type"] = PREVIEW_TO_GA.get(event.get("type", ""), event.get("type", ""))
     return event
-
-
-def to_wire_name(internal_type: str, dialect: Dialect) -> str:
-    """The name a server speaking `dialect` uses for an internal (GA) event type."""
-    return GA_TO_PREVIEW.get(internal_type, internal_type) if dialect == "preview" else internal_type
 
 
 def session_update(

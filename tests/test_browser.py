@@ -68,9 +68,10 @@ def voice_connection(app: BrowserApp, since: int):
 
 
 def wire_name(event_type: str, app: BrowserApp) -> str:
-    from realtime.dialect import to_wire_name
+    """The name the server used on the wire (its own table, not the client's)."""
+    from offline.wire import wire_name as server_wire_name
 
-    return to_wire_name(event_type, "ga" if app.offline else "preview")
+    return server_wire_name(event_type, "ga" if app.offline else "preview")
 
 
 def responses_settled(record) -> bool:
