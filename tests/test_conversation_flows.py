@@ -154,3 +154,28 @@ async def test_a_malformed_event_is_one_log_line_at_the_edge(server, flavour, ca
         assert not any(r.levelname == "ERROR" for r in caplog.records)
     finally:
         await conversation.close()
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+async def test_a_history_limit_asks_ga_to_truncate_and_bounds_the_replay(server, flavour):
+    settings = replace(settings_for(server, flavour), history_tokens=4000, replay_items=2)
+    conversation = Conversation(settings)
+    conversation.start()
+    try:
+        assert await conversation.wait_connected(5)
+        for text in ("一", "二", "三"):
+            await eventually((await conversation.send_text(text)).done.is_set)
+        update = server.connections[-1].of_type("session.update")[0]["session"]
+        if flavour == "azure-ga":
+            assert update["truncation"] == {"type": "retention_ratio", "retention_ratio": 0.8,
+                                            "token_limits": {"post_instructions": 4000}}
+        else:
+            assert "truncation" not in update  # the preview protocol has no such setting
+        await server.drop_all()
+        await eventually(lambda: len(server.connections) == 2)
+        await eventually(lambda: conversation.connected)
+        replayed = [e["item"]["id"] for e in server.connections[-1].of_type("conversation.item.create")]
+        items = [i.item_id for i in conversation.transcript.items]
+        assert replayed == items[-2:]  # the newest two: the last question and its answer
+    finally:
+        await conversation.close()
