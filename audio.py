@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -143,13 +142,6 @@ class Playback:
         """Continue the outgoing stream another playback was feeding (the call moved to a new conversation)."""
         self._playhead = max(self._playhead, previous._playhead)
         self._tail, previous._tail = max(self._tail, previous._tail), 0
-
-    async def wait_for_audio(self, timeout: float) -> None:
-        """Return when audio arrives (or after `timeout`), so an idle speaker wakes without polling."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
-        self._wake.clear()
 
     def add(self, item_id: str, pcm: np.ndarray) -> None:
         """Queue a delta, cut into whole 20 ms frames (the remainder waits for the next delta)."""

@@ -70,6 +70,13 @@ def _hub_repo(size: str) -> str:
     return _MODELS[size]
 
 
+def _is_hub_name(name: str) -> bool:
+    """A size name (`base`, `small.en`, `distil-large-v3.5`) or a hub id (`owner/repo`), not a folder."""
+    from faster_whisper.utils import _MODELS
+
+    return name in _MODELS or (name.count("/") == 1 and not name.startswith(("/", ".", "~")))
+
+
 def locate_model(name: str, download_root: str | None = None, endpoint: str | None = None) -> str:
     """The directory of model `name` (a directory, or a size/hub id fetched once); TranscriptionFailed says why not."""
     path = Path(name).expanduser()
@@ -78,7 +85,7 @@ def locate_model(name: str, download_root: str | None = None, endpoint: str | No
         if missing:
             raise TranscriptionFailed(f"音声認識モデルのフォルダ {path} に {', '.join(missing)} がありません。")
         return str(path)
-    if os.sep in name or name.startswith((".", "~")) or path.suffix:
+    if not _is_hub_name(name) and (os.sep in name or name.startswith((".", "~")) or path.suffix):
         raise TranscriptionFailed(f"音声認識モデルのフォルダ {path} が見つかりません"
                                   "（OFFLINE_ASR_MODEL を確認してください）。")
     import huggingface_hub

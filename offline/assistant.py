@@ -15,8 +15,6 @@ from offline import replies
 from offline.engine import Call, ResponseContext, Say
 from offline.intents import detect_language, route
 
-TOOL_OF_INTENT = {"weather": "get_weather", "search": "search_database"}
-
 
 def _text_of(item: dict[str, Any]) -> str:
     return "".join(p.get("text") or p.get("transcript") or "" for p in item.get("content", []))
@@ -66,8 +64,8 @@ class OfflineAssistant:
         intent = route(text)
         if intent.kind == "weather" and "location" not in intent.arguments:
             return [Say(replies.ask_place_reply(intent.language))]
-        if intent.kind in TOOL_OF_INTENT and context.tool_choice != "none":
-            return [Call(TOOL_OF_INTENT[intent.kind], json.dumps(intent.arguments, ensure_ascii=False))]
+        if intent.tool and context.tool_choice != "none":
+            return [Call(intent.tool, json.dumps(intent.arguments, ensure_ascii=False))]
         simple = {"greeting": replies.greeting_reply, "help": replies.help_reply, "thanks": replies.thanks_reply}
         if intent.kind in simple:
             return [Say(simple[intent.kind](intent.language))]

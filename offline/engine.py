@@ -176,13 +176,16 @@ class EngineConnection:
         previous = self.items[-1]["id"] if self.items else None
         await self.emit({"type": "input_audio_buffer.committed", "item_id": item["id"], "previous_item_id": previous})
         await self.add_item(item)
-        previous, self.transcribing = self.transcribing, None
-        self.transcribing = asyncio.ensure_future(self._finish_turn(item, pcm, respond, previous))
+        self.transcribing = asyncio.ensure_future(self._finish_turn(item, pcm, respond, self.transcribing))
 
     async def _finish_turn(self, item: Event, pcm: np.ndarray, respond: bool, previous: asyncio.Task | None) -> None:
         """Recognition takes a second or so: it runs beside the audio still arriving, one utterance at a time."""
         if previous is not None:
-            await asyncio.wait([previous])
+            try:
+                await asyncio.wait([previous])
+            except asyncio.CancelledError:  # closing cancels the newest turn: the whole chain goes with it
+                previous.cancel()
+                raise
         if self._input("transcription"):
             await self._transcribe(item, pcm)
         # Someone already speaking again commits another turn, and that turn's response answers both.

@@ -12,7 +12,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-SAMPLE_RATE = 24_000
+from audio import SAMPLE_RATE
 
 _tts_lock = threading.Lock()  # pyopenjtalk keeps global state: one synthesis at a time
 _pyopenjtalk: Any = None

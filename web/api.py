@@ -51,7 +51,9 @@ def tool_rows(calls: Iterable[ToolCall], now: float | None = None) -> list[list[
     now = now or time.time()
     rows = []
     for call in calls:
-        arguments = call.arguments if len(call.arguments) <= ARGUMENT_CHARS else call.arguments[:39] + "…"
+        arguments = call.arguments
+        if len(arguments) > ARGUMENT_CHARS:
+            arguments = arguments[:ARGUMENT_CHARS - 1] + "…"
         rows.append([
             time.strftime("%H:%M:%S", time.localtime(call.started_at)),
             call.name,
