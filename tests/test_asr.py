@@ -173,3 +173,11 @@ def test_the_page_says_from_the_start_why_speech_is_not_understood(tmp_path):
     assert f"🎤 音声認識は使えません: {recognition.unavailable}" in line and "no-such-model" in line
     none = OfflineEngine("ws://127.0.0.1:9/v1", OfflineSettings(asr_model="none"), None)
     assert "OFFLINE_ASR_MODEL" in PageEvents(None, "オフラインモード", none).status(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["small.en", "distil-large-v3.5", "Systran/faster-whisper-small"])
+def test_size_names_and_hub_ids_are_fetched_not_taken_for_folders(name, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub is never reached in tests: the download is what fails
+    with pytest.raises(TranscriptionFailed) as failed:
+        locate_model(name)
+    assert "ダウンロード" in str(failed.value) and "フォルダ" not in str(failed.value)
