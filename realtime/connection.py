@@ -123,11 +123,12 @@ class RealtimeConnection:
 
     async def events(self) -> AsyncIterator[Event]:
         """Received events in GA vocabulary until the connection closes (then returns)."""
-        if self._conn is None:
+        conn = self._conn  # close() clears the attribute while a receive may still be finishing
+        if conn is None:
             return
         try:
             while True:
-                raw = await self._conn.recv_bytes()
+                raw = await conn.recv_bytes()
                 try:
                     event = json.loads(raw)
                 except ValueError:
