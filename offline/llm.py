@@ -126,17 +126,18 @@ class _Reply:
                     call["arguments"] += fragment.function.arguments or ""
         return True
 
-    def _speakable(self) -> str:
+    def speakable(self) -> str:
+        """The text without a reasoning model's hidden thoughts."""
         return _THINK.sub("", self.text)
 
     async def wait_for_content(self) -> None:
-        while not (self._speakable().strip() or self.calls) and await self._read():
+        while not (self.speakable().strip() or self.calls) and await self._read():
             pass
 
     async def sentences(self) -> AsyncIterator[str]:
         """Complete sentences as they arrive; the rest when the text ends (a tool call starts or the stream does)."""
         while True:
-            visible = self._speakable()
+            visible = self.speakable()
             ends = [m.end() for m in _SENTENCE_END.finditer(visible, self.spoken)]
             if ends:
                 piece, self.spoken = visible[self.spoken : ends[-1]], ends[-1]
@@ -144,8 +145,8 @@ class _Reply:
                     yield piece.strip()
             if self.calls or not await self._read():
                 break
-        rest = self._speakable()[self.spoken :].strip()
-        self.spoken = len(self._speakable())
+        rest = self.speakable()[self.spoken :].strip()
+        self.spoken = len(self.speakable())
         if rest:
             yield rest
 
@@ -191,7 +192,7 @@ class LanguageModelAssistant:
             return
         reply = _Reply(self._open(context))
         await reply.wait_for_content()
-        if reply.text.strip() and reply.failure is None:
+        if reply.speakable().strip() and reply.failure is None:
             yield Say("", sentences=reply.sentences())
         await reply.finish()
         if reply.failure is not None:
@@ -201,6 +202,8 @@ class LanguageModelAssistant:
             for output in await self.fallback.respond(context):
                 yield output
             return
+        if not (reply.speakable().strip() or reply.calls):  # thoughts only: say so rather than stay silent
+            yield Say(replies.model_said_nothing_reply())
         for index in sorted(reply.calls):
             call = reply.calls[index]
             yield Call(call["name"] or "(名前のないツール)", call["arguments"])

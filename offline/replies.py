@@ -200,3 +200,10 @@ def model_unreachable_reply(language: Language = "ja") -> str:
     if language == "en":
         return "I can't reach the local language model, so the rule-based assistant will answer for now."
     return "ローカルの言語モデルに接続できないため、しばらくルールベースの応答に切り替えます。"
+
+
+def model_said_nothing_reply(language: Language = "ja") -> str:
+    """The local model's answer held no words to say (only hidden thoughts, or nothing at all)."""
+    if language == "en":
+        return "Sorry, I couldn't put an answer into words. Could you say it another way?"
+    return "すみません、うまく答えられませんでした。別の言い方でもう一度お願いします。"

@@ -17,7 +17,7 @@ from conversation.conversation import Conversation
 from conversation.tool_runner import CallStatus
 from offline import replies
 from offline.assistant import OfflineAssistant
-from offline.engine import ResponseContext, Say
+from offline.engine import Call, ResponseContext, Say
 from offline.llm import LanguageModelAssistant
 from offline.runtime import build_offline_server
 from offline.server import RealtimeServer
@@ -254,3 +254,27 @@ async def test_voice_turns_without_words_never_reach_the_model():
         assert chat.requests[0]["messages"][-1] == {"role": "user", "content": "こんにちは"}
     finally:
         await chat.stop()
+
+
+
+async def answer_to(text: str, pieces: list[str]) -> list[Say | Call]:
+    """What the assistant makes of a typed `text` when the model streams `pieces`."""
+    chat = ChatServer(lambda body: Reply(text=pieces))
+    await chat.start()
+    assistant = LanguageModelAssistant(AsyncOpenAI(base_url=chat.base_url, api_key="local"), "stand-in",
+                                       OfflineAssistant(lambda: ""))
+    try:
+        item = {"id": "u1", "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+        return await assistant.respond(ResponseContext([item], [], "auto", ""))
+    finally:
+        await chat.stop()
+
+
+@pytest.mark.parametrize("pieces", [["<think>", "天気を調べるべきか考える。", "</think>"], ["<think>考え中"], []])
+async def test_a_reply_of_thoughts_only_is_never_an_empty_answer(pieces):
+    assert await answer_to("こんにちは", pieces) == [Say(replies.model_said_nothing_reply())]
+
+
+async def test_thoughts_before_the_answer_are_not_spoken():
+    answer = await answer_to("元気？", ["<think>短く答える。</think>", "はい、", "元気です。"])
+    assert answer == [Say("はい、元気です。")]

@@ -171,3 +171,20 @@ async def test_voice_call_limit_refuses_the_next_caller_with_a_message(monkeypat
         finally:
             for client in (first, second, third):
                 await client.close()
+
+
+async def test_a_tick_without_a_session_leaves_the_call_waiting_for_one_that_has_it():
+    from settings import RealtimeSettings
+    from web.browsers import BrowserSessions
+
+    registry = BrowserSessions(lambda: RealtimeSettings(provider="azure"))  # unconfigured: never connects
+    followed: list[object] = []
+    call = registry.open_call("rtc-1", followed.append, limit=2)
+    registry.place_call("rtc-1", "")
+    assert not call.placed.done() and registry.voice_calls == 0
+    registry.place_call("rtc-1", "page-1")
+    assert call.placed.result() is True and registry.voice_calls == 1
+    assert followed == [registry.peek("page-1")] and followed[0].voice_attached
+    registry.end_call(call)
+    assert registry.voice_calls == 0 and not followed[0].voice_attached
+    await registry.close("page-1", gone=True)

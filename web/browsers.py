@@ -133,8 +133,10 @@ class BrowserSessions:
 
     def place_call(self, webrtc_id: str, session_hash: str) -> None:
         """The page of `session_hash` owns call `webrtc_id`: join it to the page's conversation (or refuse it)."""
+        if not session_hash:
+            return  # a tick without a session says nothing: the call waits for one that has it
         call = self._unplaced.pop(webrtc_id, None)
-        if call is None or call.placed.done() or not session_hash:
+        if call is None or call.placed.done():
             return  # an unknown or already placed call: nothing to do (the id is not ours to trust twice)
         if self.voice_calls >= call.limit:
             call.placed.set_result(False)
