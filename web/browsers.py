@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from conversation.conversation import Conversation
+from conversation.conversation import Conversation, Snapshot
 from settings import RealtimeSettings
 from tools import Toolbox
 
@@ -102,7 +102,7 @@ class BrowserSessions:
             conversation.voice_attached = False
             await conversation.close()
 
-    async def next_session(self, session_hash: str, old: Conversation) -> Conversation | None:
+    async def _next_session(self, session_hash: str, old: Conversation) -> Conversation | None:
         """After `old` ended: the one that replaces it (reset, or use after an idle close), None if the page left."""
         browser = self._browsers.get(session_hash)
         if browser is None:
@@ -117,6 +117,14 @@ class BrowserSessions:
             return None
         finally:
             browser.watchers -= 1
+
+    async def updates(self, session_hash: str) -> AsyncIterator[tuple[Conversation, Snapshot]]:
+        """The browser session's snapshots for the page's lifetime, following it into each new conversation."""
+        conversation: Conversation | None = self.get(session_hash)
+        while conversation is not None:
+            async for snapshot in conversation.updates():
+                yield conversation, snapshot
+            conversation = await self._next_session(session_hash, conversation)
 
     async def reset(self, session_hash: str) -> Conversation:
         """Start a new conversation for this browser session (the old one is closed; a voice call moves over)."""

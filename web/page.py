@@ -108,13 +108,9 @@ class PageEvents:
 
     async def watch(self, request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
         """Stream the chat, the tool table and the status line for the page's lifetime (across new conversations)."""
-        conversation = self.registry.get(request.session_hash)
-        while conversation is not None:
-            async for snapshot in conversation.updates():
-                rows = tool_rows(snapshot.calls)
-                yield (chat_view(snapshot.messages), rows, gr.update(visible=not rows),
-                       self.status(snapshot))
-            conversation = await self.registry.next_session(request.session_hash, conversation)
+        async for _, snapshot in self.registry.updates(request.session_hash):
+            rows = tool_rows(snapshot.calls)
+            yield chat_view(snapshot.messages), rows, gr.update(visible=not rows), self.status(snapshot)
 
     async def new_conversation(self, request: gr.Request) -> None:
         await self.registry.reset(request.session_hash)

@@ -88,15 +88,12 @@ def usage_panel(demo: gr.Blocks, registry: BrowserSessions, settings: RealtimeSe
         return usage_line(meter_for(settings).summary())
 
     async def watch(request: gr.Request) -> AsyncIterator[str]:
-        conversation: Conversation | None = registry.get(request.session_hash)
         shown = ""
-        while conversation is not None:
-            async for _ in conversation.updates():
-                line = usage_line(conversation.usage_summary(detail=False))
-                if line != shown:
-                    shown = line
-                    yield line
-            conversation = await registry.next_session(request.session_hash, conversation)
+        async for conversation, _ in registry.updates(request.session_hash):
+            line = usage_line(conversation.usage_summary(detail=False))
+            if line != shown:
+                shown = line
+                yield line
 
     def download(fmt: str):
         def handler(request: gr.Request) -> str:
