@@ -38,7 +38,7 @@ class BrowserSession:
     conversation: Conversation | None = None
     calls: list[VoiceCall] = field(default_factory=list)
     gone: bool = False  # the page went away (its calls may still be hanging up)
-    watchers: int = 0  # pages waiting in `next_session`
+    watchers: int = 0  # pages waiting for the next conversation
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # replaced by a fresh one at each change
 
     def notify(self) -> None:
