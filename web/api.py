@@ -92,7 +92,8 @@ class ConversationApi:
         shown = ""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CHAT_TIMEOUT_SECONDS):
-                async for _ in conversation.updates():
+                # Only this turn's text is read: no snapshot of the whole chat at every delta.
+                async for _ in conversation.feed.changes(lambda: 1.0 if conversation.tools.running else None):
                     text = conversation.turn_text(turn)
                     if text != shown:
                         shown = text
