@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 __all__ = ["ConnectionState", "Conversation", "Snapshot", "Turn"]
 
 
-
 class Conversation:
     def __init__(self, settings: RealtimeSettings, tools: Toolbox | None = None, debug: bool = False) -> None:
         tools = tools or default_toolbox()
@@ -265,7 +264,7 @@ class Conversation:
     async def _on_response_created(self, event: Event) -> None:
         response = event["response"]
         causes = self.gate.on_response_created(response["id"], response.get("metadata"))
-        self.turns.response_started(response["id"], causes)
+        self.turns.response_started(response["id"], causes, self.gate.waiting_causes())
 
     async def _on_output_item_added(self, event: Event) -> None:
         raw = event["item"]

@@ -80,6 +80,11 @@ class ResponseGate:
             self._queue.append(new)
         self._changed()
 
+    def waiting_causes(self) -> set[str]:
+        """Turns with a request still queued or in flight: a response that just started does not answer those."""
+        waiting = [*self._queue, *([self._in_flight] if self._in_flight else [])]
+        return set().union(*(request.causes for request in waiting))
+
     def connected(self) -> None:
         """A fresh service session: nothing is active there; waiting requests may go."""
         self._connected = True

@@ -45,12 +45,14 @@ class Turns:
         for turn in self.each(turn_ids):
             turn.awaiting = True
 
-    def response_started(self, response_id: str, turn_ids: Iterable[str]) -> None:
+    def response_started(self, response_id: str, turn_ids: Iterable[str], still_waiting: set[str]) -> None:
+        """A response for these turns started; those in `still_waiting` have another request still to be answered
+        (a tool's result asked for while this one was on its way), so they stay open for it too."""
         ids = set(turn_ids)
         self._by_response[response_id] = ids
         self._items_of_response[response_id] = []
         for turn in self.each(ids):
-            turn.awaiting = False
+            turn.awaiting = turn.turn_id in still_waiting
             turn.responses.add(response_id)
 
     def item_added(self, response_id: str, item_id: str) -> None:

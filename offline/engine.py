@@ -59,6 +59,7 @@ class EngineConnection:
     audio_chunk_ms: int = 100
     speed: float = 4.0  # how much faster than real time audio is streamed (the service is faster too)
     echo_metadata: bool = True  # response.create metadata echoed on the response (current API versions do)
+    created_delay: float = 0.0  # seconds before response.created (a real service's round trip)
     usage: UsageMeter = field(default_factory=UsageMeter)
     config: Event = field(default_factory=dict)
     items: list[Event] = field(default_factory=list)

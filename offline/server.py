@@ -86,6 +86,7 @@ class RealtimeServer:
         session_max_seconds: end each session this long after it opens (error `session_expired`, close 1001).
         drop_every_seconds: cut each connection this long after it opens, with no close handshake.
         context_token_limit: the model's input window in tokens, where `session.truncation` starts dropping.
+        created_delay_seconds: wait this long before `response.created` (the service's round trip).
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class RealtimeServer:
         session_max_seconds: float | None = None,
         drop_every_seconds: float | None = None,
         context_token_limit: int = 32_000,
+        created_delay_seconds: float = 0.0,
     ) -> None:
         self._make_assistant, self._make_voice, self._make_detector = make_assistant, make_voice, make_detector
         self.transcriber = transcriber
@@ -112,6 +114,7 @@ class RealtimeServer:
         self.session_max_seconds = session_max_seconds
         self.drop_every_seconds = drop_every_seconds
         self.context_token_limit = context_token_limit
+        self.created_delay_seconds = created_delay_seconds
         self.reject_status: int | None = None  # tests: answer every handshake with this HTTP status
         self.connections: list[ConnectionRecord] = []  # every connection so far, when recording
         self._live: set[ServerConnection] = set()
@@ -166,7 +169,7 @@ class RealtimeServer:
 
         session = EngineConnection(dialect, emit, self._make_assistant(), self._make_voice(), self._make_detector(),
                                    self.transcriber, speed=self.speed, echo_metadata=self.echo_metadata,
-                                   usage=UsageMeter(self.context_token_limit))
+                                   created_delay=self.created_delay_seconds, usage=UsageMeter(self.context_token_limit))
         record.session = session
         self._live.add(connection)
         timers = []

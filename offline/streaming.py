@@ -72,6 +72,7 @@ class ResponseHost(Protocol):
     audio_chunk_ms: int
     speed: float
     echo_metadata: bool
+    created_delay: float
     usage: UsageMeter
     emit: Callable[[Event], Awaitable[None]]
     add_item: Callable[[Event], Awaitable[None]]
@@ -97,6 +98,12 @@ async def stream_response(host: ResponseHost, options: Event) -> None:
     billed = host.usage.bill_input(header_of(context.instructions, context.tools), host.items, host.audio_ms,
                                    truncation)
     produced = Tokens()
+    if host.created_delay:  # the response is active (a second create is refused) but not yet announced
+        try:
+            await asyncio.sleep(host.created_delay)
+        except asyncio.CancelledError:
+            host.response_finished()
+            raise
     await host.emit({"type": "response.created", "response": dict(response)})
     current: Event | None = None
     status = "completed"

@@ -203,3 +203,30 @@ async def test_status_updates_tick_while_a_tool_runs(server, assistant):
         assert elapsed[-1] - elapsed[0] >= 1.5
     finally:
         await session.close()
+
+
+@pytest.mark.parametrize("flavour", ["azure-ga", "azure-preview"])
+async def test_a_result_ready_while_the_next_response_is_on_its_way_is_still_told_in_its_turn(server, assistant,
+                                                                                               flavour):
+    """The service takes a moment to announce a response; a background tool that ends in that moment asks for
+    another one. The turn stays open until that one has told the result (the old code ended it one short)."""
+    server.created_delay_seconds = 0.3
+    tools = ToolRegistry()
+
+    @tools.tool(long_running=True)
+    async def quick_search(query: str) -> dict:
+        """Ends as soon as the response that says the search started has been asked for."""
+        await eventually(lambda: len(server.connections[-1].of_type("response.create")) >= 2, 10)
+        return {"found": query}
+
+    assistant.rules = {r"調べて": lambda m: [call("quick_search", query="AI")]}
+    session = await open_session(server, toolbox(tools=tools), flavour=flavour)
+    try:
+        turn = await session.send_text("AIについて調べて")
+        await eventually(turn.done.is_set, 15)
+        told = session.turn_text(turn)
+        assert '"started"' in told and '"found": "AI"' in told, told
+        assert len(server.connections[-1].of_type("response.create")) == 3
+        no_error_reached_user(session)
+    finally:
+        await session.close()
