@@ -80,14 +80,10 @@ def read_price_table(path: Path | str) -> PriceTable:
         return parse_price_table(json.load(file))
 
 
+@functools.lru_cache(maxsize=8)  # every conversation asks; read (and warn about) a file once
 def load_prices(path: str = "") -> PriceTable:
     """The defaults, with the models of the file at `path` (REALTIME_PRICES_FILE) laid over them;
     a bad file leaves the defaults."""
-    return _prices_from(path)
-
-
-@functools.lru_cache(maxsize=8)  # every conversation asks; read (and warn about) a file once
-def _prices_from(path: str) -> PriceTable:
     defaults = read_price_table(DEFAULT_PRICES_PATH)
     if not path:
         return defaults

@@ -14,16 +14,24 @@ from conversation.transcript import is_hallucination
 from offline import replies
 from offline.engine import Call, ResponseContext, Say
 from offline.intents import detect_language, route
+from offline.streaming import is_voice, text_of
 
 
-def _text_of(item: dict[str, Any]) -> str:
-    return "".join(p.get("text") or p.get("transcript") or "" for p in item.get("content", []))
+def wordless_voice_reply(item: dict[str, Any], recognition_problem: Callable[[], str]) -> list[Say] | None:
+    """The answer to a voice turn without words: an honest "not understood" when it was never transcribed
+    (never a made-up text), nothing for noise Whisper "heard" (the app hides it too); None when there are words."""
+    if not is_voice(item):
+        return None
+    text = text_of(item)
+    if not text and all(part.get("transcript") is None for part in item.get("content") or []):
+        return [Say(replies.voice_not_transcribed_reply(recognition_problem()))]
+    return [] if is_hallucination(text) else None
 
 
 def _last_user_language(items: list[dict[str, Any]]) -> str:
     for item in reversed(items):
-        if item.get("type") == "message" and item.get("role") == "user" and _text_of(item):
-            return detect_language(_text_of(item))
+        if item.get("type") == "message" and item.get("role") == "user" and text_of(item):
+            return detect_language(text_of(item))
     return "ja"
 
 
@@ -55,12 +63,9 @@ class OfflineAssistant:
             return [Say(self._tell_output(context.items, last, language))]
         if last.get("type") != "message" or last.get("role") != "user":
             return [Say(replies.help_reply(language))]
-        text = _text_of(last)
-        voice = any(part.get("type") == "input_audio" for part in last.get("content", []))
-        if voice and not text and all(part.get("transcript") is None for part in last.get("content", [])):
-            return [Say(replies.voice_not_transcribed_reply(self._recognition_problem()))]  # never a made-up text
-        if voice and is_hallucination(text):  # noise Whisper "heard" (the app hides it too): nothing to answer
-            return []
+        if (wordless := wordless_voice_reply(last, self._recognition_problem)) is not None:
+            return wordless
+        text = text_of(last)
         intent = route(text)
         if intent.kind == "weather" and "location" not in intent.arguments:
             return [Say(replies.ask_place_reply(intent.language))]

@@ -22,7 +22,9 @@ import openai
 
 from conversation.transcript import is_hallucination
 from offline import replies
+from offline.assistant import wordless_voice_reply
 from offline.engine import Assistant, Call, ResponseContext, Say
+from offline.streaming import is_voice, text_of
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +36,6 @@ _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)  # reasoning models'
 
 class ModelUnreachable(Exception):
     """The Chat Completions server refused, failed or dropped the connection."""
-
-
-def _text_of(item: dict[str, Any]) -> str:
-    return "".join(p.get("text") or p.get("transcript") or "" for p in item.get("content") or [])
-
-
-def _is_voice(item: dict[str, Any]) -> bool:
-    return any(p.get("type") == "input_audio" for p in item.get("content") or [])
 
 
 def chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -65,8 +59,8 @@ def chat_messages(context: ResponseContext) -> list[dict[str, Any]]:
     outputs = {i.get("call_id"): i.get("output") for i in context.items if i.get("type") == "function_call_output"}
     for item in context.items:
         if item.get("type") == "message" and item.get("role") in ("user", "assistant", "system"):
-            text = _text_of(item)
-            if text and not (_is_voice(item) and is_hallucination(text)):
+            text = text_of(item)
+            if text and not (is_voice(item) and is_hallucination(text)):
                 messages.append({"role": item["role"], "content": text})
         elif item.get("type") == "function_call" and item.get("call_id") in outputs:
             # A call still running has no output yet: the model would reject it without one, so it waits.
@@ -176,16 +170,11 @@ class LanguageModelAssistant:
         return outputs
 
     async def stream(self, context: ResponseContext) -> AsyncIterator[Say | Call]:
-        last_user = next((i for i in reversed(context.items) if i.get("type") == "message"
-                          and i.get("role") == "user"), None)
-        newest = context.items[-1] if context.items else None
-        if newest is last_user and last_user is not None and _is_voice(last_user):
-            text = _text_of(last_user)
-            if not text and all(p.get("transcript") is None for p in last_user.get("content") or []):
-                yield Say(replies.voice_not_transcribed_reply(self._recognition_problem()))
-                return
-            if is_hallucination(text):
-                return
+        newest = context.last
+        if newest is not None and (wordless := wordless_voice_reply(newest, self._recognition_problem)) is not None:
+            for output in wordless:  # a spoken turn without words never reaches the model
+                yield output
+            return
         if self._clock() < self._down_until:
             for output in await self.fallback.respond(context):
                 yield output

@@ -50,6 +50,15 @@ class ResponseContext:
         return self.items[-1] if self.items else None
 
 
+def text_of(item: Event) -> str:
+    """What a conversation item says: typed text, or the transcript of what was spoken."""
+    return "".join(p.get("text") or p.get("transcript") or "" for p in item.get("content") or [])
+
+
+def is_voice(item: Event) -> bool:
+    return any(p.get("type") == "input_audio" for p in item.get("content") or [])
+
+
 class Assistant(Protocol):
     async def respond(self, context: ResponseContext) -> list[Say | Call]: ...
 
