@@ -38,6 +38,7 @@ from offline.engine import Call, ResponseContext, Say  # noqa: E402
 from offline.runtime import serve_in_thread  # noqa: E402
 from offline.server import RealtimeServer  # noqa: E402
 from offline.speech import EnergyTurnDetector  # noqa: E402
+from offline.streaming import text_of  # noqa: E402
 from settings import load_settings  # noqa: E402
 from tools import Toolbox, ToolRegistry  # noqa: E402
 
@@ -58,8 +59,26 @@ class ReplayAwareAssistant(ScriptedAssistant):
         return await super().respond(replace(context, items=items))
 
 
+class HistoryAssistant(ScriptedAssistant):
+    """Answers what the history leaves unanswered, as a model does: every user message and tool output after
+    the last assistant message. A response lost to a drop left no answer behind, so its message is answered
+    when it is asked again (an assistant that remembers what it was asked would answer it with nothing)."""
+
+    async def respond(self, context: ResponseContext) -> list[Say | Call]:
+        self.contexts.append(context)
+        items = context.items
+        last = max((n for n, i in enumerate(items) if i.get("role") == "assistant"), default=-1)
+        outputs: list[Say | Call] = []
+        for item in items[last + 1:]:
+            if item["type"] == "function_call_output":
+                outputs.append(Say(f"result:{item['output']}"))
+            elif item["type"] == "message" and item.get("role") == "user":
+                outputs += self._answer(text_of(item))
+        return outputs or [Say("echo:")]
+
+
 def flap_assistant() -> ScriptedAssistant:
-    return ReplayAwareAssistant({r"^(質問\d+)$": lambda m: [Say(answer_to(m.group(1)))]})
+    return HistoryAssistant({r"^(質問\d+)$": lambda m: [Say(answer_to(m.group(1)))]})
 
 
 def flap_server(assistant: ScriptedAssistant, drop_every: float | None, *, record: bool = False) -> RealtimeServer:

@@ -153,9 +153,14 @@ class Conversation:
         with what had arrived or asked again (their messages are in the replayed history)."""
         lost = self.gate.disconnected()
         if lost:
-            again = self.turns.response_lost(lost, self.transcript.said(self.turns.items_of(lost)))
-            if again:
-                self.gate.request(again, separate=True)
+            items = self.turns.items_of(lost)
+            cut = self.transcript.unfinished(items, self.calls.known)
+            again = self.turns.response_lost(lost, len(cut) < len(items), cut)
+            if again:  # nothing of the answer stands: it is asked again, first, and comes whole
+                for item_id in cut:
+                    self.transcript.remove(item_id)
+                self.gate.request(again, separate=True, first=True)
+                self.feed.changed()
         # The answer audio already received keeps playing: a move to a fresh session must not cut it off.
 
     async def send(self, event: Event) -> None:
@@ -270,7 +275,7 @@ class Conversation:
         raw = event["item"]
         self.turns.item_added(event.get("response_id", ""), raw.get("id", ""))
         if raw.get("type") == "message":
-            self.transcript.add(Item(raw.get("id", ""), "message", "assistant"))
+            self.transcript.add(Item(raw.get("id", ""), "message", "assistant")).streaming = True
 
     async def _on_audio_delta(self, event: Event) -> None:
         self.usage.first_output_of(TurnKind.VOICE)

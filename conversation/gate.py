@@ -70,11 +70,15 @@ class ResponseGate:
         self._quiet = asyncio.Event()
         self._quiet.set()
 
-    def request(self, causes: Iterable[str] = (), *, tools_allowed: bool = True, separate: bool = False) -> None:
-        """Ask for a response; a mergeable request joins the last waiting mergeable one."""
+    def request(self, causes: Iterable[str] = (), *, tools_allowed: bool = True, separate: bool = False,
+                first: bool = False) -> None:
+        """Ask for a response; a mergeable request joins the last waiting mergeable one; `first` goes before
+        every waiting one (a response lost to a drop is asked again in its place)."""
         new = Request(set(causes), tools_allowed, separate)
         last = self._queue[-1] if self._queue else None
-        if not separate and last is not None and not last.separate:
+        if first:
+            self._queue.appendleft(new)
+        elif not separate and last is not None and not last.separate:
             last.merge(new)
         else:
             self._queue.append(new)
@@ -95,8 +99,14 @@ class ResponseGate:
         self._changed()
 
     def disconnected(self) -> str | None:
-        """The connection dropped; returns the response that was active (lost with it), if any."""
+        """The connection dropped; returns the response that was active (lost with it), if any. A request
+        waiting for its `response.created` went down with the connection: it is asked again first after the
+        reconnect, and the drop does not count as the service failing to answer it (nor does the time down)."""
         self._connected = False
+        if self._in_flight is not None:
+            self._in_flight.attempts -= 1
+            self._queue.appendleft(self._in_flight)
+            self._in_flight = None
         lost, self._active = self._active, None
         self._changed()
         return lost if lost != "?" else None

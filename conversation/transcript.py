@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -55,6 +56,7 @@ class Item:
     arguments: str = ""
     output: str | None = None
     sent: bool = True  # on the service's side (a typed message waits for its turn to be sent)
+    streaming: bool = False  # an answer still arriving (a drop can cut it short)
 
 
 class Transcript:
@@ -122,12 +124,15 @@ class Transcript:
         """The service's final text of an answer wins over the deltas, unless the user cut it short."""
         item = self.get(raw.get("id", ""))
         final = content_text(raw.get("content") or [])
+        if item is not None:
+            item.streaming = False
         if item is not None and final and not item.interrupted:
             item.text = final
 
-    def said(self, item_ids: list[str]) -> bool:
-        """Whether any of these output items had begun (text, or a function call)."""
-        return any((item := self.get(i)) and (item.text or item.kind == "function_call") for i in item_ids)
+    def unfinished(self, item_ids: list[str], call_ran: Callable[[str], bool]) -> list[str]:
+        """Those of these output items that a drop cut short: answers still arriving, calls that never ran."""
+        return [i for i in item_ids if (item := self.get(i)) is None or item.streaming
+                or (item.kind == "function_call" and not call_ran(item.call_id))]
 
     def move_to_end(self, item_id: str) -> None:
         item = self._by_id.get(item_id)

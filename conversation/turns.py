@@ -88,12 +88,15 @@ class Turns:
     def items_of(self, response_id: str) -> list[str]:
         return list(self._items_of_response.get(response_id, ()))
 
-    def response_lost(self, response_id: str, said: bool) -> set[str]:
-        """A response died with its connection. If its answer had begun (`said`) its turns are settled
-        with what arrived; otherwise they are returned, to be asked again after the reconnect."""
-        again = set() if said else set(self._by_response.get(response_id, ()))
-        self.response_done(response_id)
+    def response_lost(self, response_id: str, answered: bool, cut: list[str]) -> set[str]:
+        """A response died with its connection. If something of its answer stands (`answered`) its turns are
+        settled with it; otherwise they forget what was `cut` short and are returned, still open, to be asked
+        again after the reconnect (asked before settling: a turn must never end unanswered in between)."""
+        again = set() if answered else set(self._by_response.get(response_id, ()))
+        for turn in self.each(again):
+            turn.item_ids = [i for i in turn.item_ids if i not in cut]
         self.requested(again)
+        self.response_done(response_id)
         return again
 
     def given_up(self, turn_ids: Iterable[str]) -> None:

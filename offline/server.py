@@ -58,6 +58,28 @@ class ConnectionRecord:
         return np.concatenate(self.audio) if self.audio else np.zeros(0, np.int16)
 
 
+@dataclass
+class CutPoint:
+    """Where the server cuts a connection once, with no close frame, as a network drop looks (tests).
+
+    At the first event (after `skip` of them) whose type is one of `types`: received from the client
+    (`sent=False`, cut before the engine sees it), or about to go out (`sent=True`: cut instead of sending it,
+    or just after it went out when `after`). `reached` is set once it cut.
+    """
+
+    types: tuple[str, ...]
+    sent: bool = False
+    after: bool = False
+    skip: int = 0
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, event: Event, sent: bool) -> bool:
+        if self.reached.is_set() or sent != self.sent or event.get("type") not in self.types:
+            return False
+        self.skip -= 1
+        return self.skip < 0
+
+
 def dialect_of(path: str, headers: Headers) -> Dialect | None:
     """Which dialect a handshake asks for, or None when the path is not a realtime endpoint."""
     url = urlparse(path)
@@ -116,6 +138,7 @@ class RealtimeServer:
         self.context_token_limit = context_token_limit
         self.created_delay_seconds = created_delay_seconds
         self.reject_status: int | None = None  # tests: answer every handshake with this HTTP status
+        self.cut: CutPoint | None = None  # tests: where to cut a connection next (`cut_at`)
         self.connections: list[ConnectionRecord] = []  # every connection so far, when recording
         self._live: set[ServerConnection] = set()
         self._server: Server | None = None
@@ -161,11 +184,17 @@ class RealtimeServer:
             self.connections.append(record)
 
         async def emit(event: Event) -> None:
+            cut = self.cut if self.cut is not None and self.cut.matches(event, sent=True) else None
+            if cut is not None and not cut.after:
+                self._cut_now(connection, cut)
+                return
             message = json.dumps(event, ensure_ascii=False)
             if self.record:
                 record.sent.append(json.loads(message))  # a snapshot: the engine mutates its items later
             with contextlib.suppress(Exception):
                 await connection.send(message)
+            if cut is not None:
+                self._cut_now(connection, cut)
 
         session = EngineConnection(dialect, emit, self._make_assistant(), self._make_voice(), self._make_detector(),
                                    self.transcriber, speed=self.speed, echo_metadata=self.echo_metadata,
@@ -181,6 +210,8 @@ class RealtimeServer:
         try:
             async for message in connection:
                 await self._receive(record, session, message)
+                if connection.transport.is_closing():  # cut: nothing more is read on this connection
+                    break
         except Exception:  # a broken client must not take the server down
             log.debug("connection ended", exc_info=True)
         finally:
@@ -200,6 +231,9 @@ class RealtimeServer:
             if event.get("type") == "input_audio_buffer.append":
                 with contextlib.suppress(ValueError):
                     record.audio.append(decode_pcm16(event.get("audio", "")))
+        if self.cut is not None and self.cut.matches(event, sent=False):
+            self._cut_now(record.connection, self.cut)
+            return
         await session.handle(event)
 
     @staticmethod
@@ -209,6 +243,17 @@ class RealtimeServer:
         await session.error("session_expired", reason)
         with contextlib.suppress(Exception):
             await connection.close(code=1001, reason=reason)
+
+    def cut_at(self, point: CutPoint) -> CutPoint:
+        """Cut the connection that next gets to `point` (once); returns it, to wait on `reached`."""
+        self.cut = point
+        return point
+
+    @staticmethod
+    def _cut_now(connection: ServerConnection | None, point: CutPoint) -> None:
+        point.reached.set()
+        if connection is not None:
+            connection.transport.abort()
 
     @staticmethod
     async def _drop_after(connection: ServerConnection, seconds: float) -> None:

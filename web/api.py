@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 2000
 CHAT_TIMEOUT_SECONDS = 120.0
 CONNECT_TIMEOUT_SECONDS = 10.0
+NO_ANSWER = "（応答がありませんでした）"
 TOOL_COLUMNS = ["開始時刻", "ツール", "引数", "状態", "経過秒", "結果"]
 ARGUMENT_CHARS = 40
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -100,8 +101,8 @@ class ConversationApi:
                         yield text
                     if turn.done.is_set():
                         break
-        if not shown:
-            yield conversation.notice or "（応答がありませんでした）"
+        if not shown:  # a connection notice is not an answer: only a turn given up says why
+            yield (conversation.notice if turn.unanswered else "") or NO_ANSWER
 
     def tool_status(self, request: gr.Request) -> list[list[str]]:
         """The tool calls of this conversation: started at, tool, arguments, status, elapsed seconds, result."""
