@@ -61,6 +61,7 @@ def create_app(settings: Settings, host: str = "127.0.0.1", share: bool = False,
         registry, settings.realtime, rtc, server_rtc,
         max_voice_sessions=settings.max_voice_sessions,
         voice_time_limit=settings.voice_time_limit,
+        voice_media_timeout=settings.voice_media_timeout,
         offline=engine,
     )
     return demo, registry

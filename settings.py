@@ -125,6 +125,7 @@ class Settings:
     idle_timeout: float = 600.0
     max_voice_sessions: int = 4
     voice_time_limit: float = 900.0
+    voice_media_timeout: float = 10.0  # a call whose microphone sends nothing this long is ended (caller gone)
     # Serving
     login: tuple[str, str] | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
@@ -232,6 +233,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         idle_timeout=env.number("SESSION_IDLE_TIMEOUT_SECONDS", base.idle_timeout, minimum=1.0),
         max_voice_sessions=int(env.number("MAX_VOICE_SESSIONS", base.max_voice_sessions, minimum=1)),
         voice_time_limit=env.number("VOICE_SESSION_TIME_LIMIT_SECONDS", base.voice_time_limit, minimum=1.0),
+        voice_media_timeout=env.number("VOICE_MEDIA_TIMEOUT_SECONDS", base.voice_media_timeout, minimum=1.0),
         login=(user, password) if user and password else None,
         host=env.text("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else base.host),
         port=int(env.number("GRADIO_SERVER_PORT", base.port, minimum=1, maximum=65535)),

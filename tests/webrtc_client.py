@@ -29,11 +29,18 @@ class ScriptedMicrophone(MediaStreamTrack):
         self._samples = np.zeros(0, np.int16)
         self._pts = 0
         self._start: float | None = None
+        self._stalled = False
 
     def play(self, pcm_24k: np.ndarray) -> None:
         self._samples = np.concatenate([self._samples, resample(pcm_24k, 24_000, RATE)])
 
+    def stall(self) -> None:
+        """Send nothing more, while the connection stays up (a caller whose network or machine froze)."""
+        self._stalled = True
+
     async def recv(self) -> AudioFrame:
+        if self._stalled:
+            await asyncio.get_running_loop().create_future()  # forever: until the connection closes
         loop = asyncio.get_running_loop()
         if self._start is None:
             self._start = loop.time()
@@ -113,6 +120,15 @@ class VoiceClient:
                 if message.get("msg") == "process_completed" and message.get("event_id") == event_id:
                     return message["output"]
         raise AssertionError(f"{api_name} did not complete")
+
+    @contextlib.asynccontextmanager
+    async def page_open(self):
+        """Hold the page's heartbeat stream, as an open browser tab does; leaving the block closes the page
+        (Gradio runs the page's unload events when this stream ends)."""
+        async with self._http.stream("GET", f"{self.base}/gradio_api/heartbeat/{self.session_hash}") as stream:
+            lines = stream.aiter_lines()  # kept: a dropped iterator is finalized, and that closes the stream
+            await anext(lines)  # the first "ALIVE": the server holds the page as open
+            yield
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         async def collect() -> None:

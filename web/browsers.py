@@ -22,10 +22,11 @@ class VoiceCall:
     """One WebRTC call from offer to hang-up. Once placed in a browser session it speaks to that session's
     current conversation, whichever it is: the registry calls `follow` with each new one (None: none left)."""
 
-    def __init__(self, webrtc_id: str, follow: Follow, limit: int) -> None:
+    def __init__(self, webrtc_id: str, follow: Follow, limit: int, hang_up: Callable[[], None]) -> None:
         self.webrtc_id = webrtc_id
         self.follow = follow
         self.limit = limit  # voice calls allowed at once, this one included
+        self.hang_up = hang_up  # ends the WebRTC call itself (its page went away without hanging up)
         self.session_hash = ""
         # True once joined to a browser session, False when refused because `limit` calls are already up.
         self.placed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -96,6 +97,10 @@ class BrowserSessions:
             call.follow(None)
         if gone:
             browser.gone = True
+            for call in list(browser.calls):  # a page that went away never hangs up: its calls end now
+                log.info("the page went away: ending its voice call")
+                self.end_call(call)
+                call.hang_up()
             self._forget_if_done(session_hash)
         browser.notify()
         if conversation is not None:
@@ -133,9 +138,10 @@ class BrowserSessions:
 
     # ---- voice calls ---------------------------------------------------------------------------
 
-    def open_call(self, webrtc_id: str, follow: Follow, limit: int) -> VoiceCall:
+    def open_call(self, webrtc_id: str, follow: Follow, limit: int,
+                  hang_up: Callable[[], None] = lambda: None) -> VoiceCall:
         """A new WebRTC call; it waits (`placed`) until the page's tick event says whose it is (`place_call`)."""
-        call = VoiceCall(webrtc_id, follow, limit)
+        call = VoiceCall(webrtc_id, follow, limit, hang_up)
         self._unplaced[webrtc_id] = call
         return call
 

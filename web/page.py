@@ -17,7 +17,7 @@ from web.api import TOOL_COLUMNS, ConversationApi, document_only, tool_rows, val
 from web.browsers import BrowserSessions
 from web.labels import WARNING_TITLE, connection_label, page_script
 from web.usage_panel import UsageApi, usage_panel
-from web.voice import wire_voice
+from web.voice import MEDIA_TIMEOUT_SECONDS, wire_voice
 
 if TYPE_CHECKING:  # the offline engine (speech models) is imported only when it runs
     from offline.runtime import OfflineEngine
@@ -127,6 +127,7 @@ def build_ui(
     max_voice_sessions: int,
     voice_time_limit: float,
     offline: OfflineEngine | None = None,
+    voice_media_timeout: float = MEDIA_TIMEOUT_SECONDS,
 ) -> gr.Blocks:
     provider = f"{settings.label}（{offline.assistant_label}）" if offline else settings.label
     events = PageEvents(registry, provider, offline)
@@ -162,7 +163,7 @@ def build_ui(
                              wrap=True, value=[], row_count=0, elem_id="tools")
         no_tools = gr.Markdown(NO_TOOLS_YET)
 
-        wire_voice(voice, registry, max_voice_sessions, voice_time_limit)
+        wire_voice(voice, registry, max_voice_sessions, voice_time_limit, voice_media_timeout)
         demo.load(None, js=page_script(CSS))
         # A stream for the page's lifetime: no progress border on the components it updates.
         demo.load(events.watch, outputs=[chatbot, table, no_tools, status], concurrency_limit=None,

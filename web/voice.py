@@ -7,13 +7,17 @@ Which conversation a call speaks to is the registry's business (web/browsers.py)
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
+from collections.abc import Callable
 
 import gradio as gr
+import gradio.routes
 import numpy as np
-from fastrtc import AsyncStreamHandler, CloseStream, WebRTC, get_current_context
+from fastrtc import AsyncStreamHandler, WebRTC, get_current_context
 from fastrtc import Warning as show_warning
+from fastrtc.utils import create_message
 
 from audio import SAMPLE_RATE, Cue, Playback, to_realtime_pcm
 from conversation.conversation import Conversation
@@ -23,36 +27,72 @@ log = logging.getLogger(__name__)
 
 IDLE_EMIT_SECONDS = 30.0  # emit returns None now and then: fastrtc warns when it waits 60 s for a frame
 ERROR_PAUSE_SECONDS = 0.05
+# A browser sends microphone packets all through a call (silence included): none for this long means the caller
+# vanished (lid closed, network gone). WebRTC itself notices only after its ~30 s consent timeout.
+MEDIA_TIMEOUT_SECONDS = 10.0
+REFUSAL_GRACE_SECONDS = 1.0  # a refused page hangs up by itself on `end_stream`; after this the server does
+
+HangUp = Callable[[str, float], None]  # (webrtc_id, seconds to let the peer hang up first)
 
 
 class VoiceHandler(AsyncStreamHandler):
     """One per WebRTC connection; the conversation itself is the browser session's current Conversation."""
 
-    def __init__(self, registry: BrowserSessions, max_voice_calls: int = 4) -> None:
+    def __init__(self, registry: BrowserSessions, max_voice_calls: int = 4,
+                 media_timeout: float = MEDIA_TIMEOUT_SECONDS, hang_up: HangUp = lambda _id, _grace: None) -> None:
         super().__init__(expected_layout="mono", output_sample_rate=SAMPLE_RATE, input_sample_rate=SAMPLE_RATE)
         self.registry = registry
         self.max_voice_calls = max_voice_calls
+        self.media_timeout = media_timeout
         self.conversation: Conversation | None = None
+        self._hang_up = hang_up
+        self._webrtc_id = ""
         self._call: VoiceCall | None = None
         self._followed = asyncio.Event()  # the registry handed over a conversation (or the call was refused)
         self._playing: Playback | None = None  # the playback emit drains (the conversation's, or the last one's)
-        self._refusal = ""
         self._start_up: asyncio.Task | None = None
+        self._heard_at = 0.0  # loop time of the last microphone frame
+        self._watchdog: asyncio.Task | None = None
 
     def copy(self) -> VoiceHandler:
-        return VoiceHandler(self.registry, self.max_voice_calls)
+        return VoiceHandler(self.registry, self.max_voice_calls, self.media_timeout, self._hang_up)
 
     async def start_up(self) -> None:
         self._start_up = asyncio.current_task()  # fastrtc never cancels it: shutdown does
-        call = self._call = self.registry.open_call(get_current_context().webrtc_id, self.follow,
-                                                    self.max_voice_calls)
+        self._webrtc_id = get_current_context().webrtc_id
+        call = self._call = self.registry.open_call(self._webrtc_id, self.follow, self.max_voice_calls,
+                                                    hang_up=lambda: self._hang_up(self._webrtc_id, 0.0))
         await self.fetch_args()  # the page answers with its tick events; one of them places the call (web/page.py)
         if not await call.placed:
-            # Each voice call spends the owner's quota: refuse politely (fastrtc's own limit says it in English).
-            self._refusal = (f"音声会話の同時接続数が上限（{self.max_voice_calls}）に達しています。"
-                             "しばらくしてから再度お試しください。テキスト入力は引き続き使えます。")
-            show_warning(self._refusal)
-            self._followed.set()
+            await self._refuse()
+            return
+        self._heard_at = asyncio.get_running_loop().time()
+        self._watchdog = asyncio.create_task(self._watch_media(), name="voice media watchdog")
+
+    async def _refuse(self) -> None:
+        """Each voice call spends the owner's quota: refuse politely (fastrtc's own limit says it in English).
+
+        Not with fastrtc's CloseStream: it stops the outgoing track under the running RTP sender, whose next
+        frame is then None (an aiortc traceback per refused call). The page is told as CloseStream would
+        (`end_stream`: it stops the call), and the peer connection is closed, senders first.
+        """
+        log.info("refused a voice call: %d voice calls are already up (MAX_VOICE_SESSIONS)", self.max_voice_calls)
+        refusal = (f"音声会話の同時接続数が上限（{self.max_voice_calls}）に達しています。"
+                   "しばらくしてから再度お試しください。テキスト入力は引き続き使えます。")
+        show_warning(refusal)
+        await self.send_message(create_message("end_stream", refusal))
+        self._followed.set()
+        self._hang_up(self._webrtc_id, REFUSAL_GRACE_SECONDS)
+
+    async def _watch_media(self) -> None:
+        """End the call once no microphone frame has come for `media_timeout` seconds (the caller vanished)."""
+        loop = asyncio.get_running_loop()
+        while (quiet := loop.time() - self._heard_at) < self.media_timeout:
+            await asyncio.sleep(self.media_timeout - quiet)
+        log.info("ending a voice call: no microphone audio for %.0f s (the caller is gone)", quiet)
+        if self._call is not None:
+            self.registry.end_call(self._call)  # the slot is free now, whatever the peer connection does
+        self._hang_up(self._webrtc_id, 0.0)
 
     def follow(self, conversation: Conversation | None) -> None:
         """The registry's word: from now on the call speaks to `conversation` (None: to nobody)."""
@@ -63,6 +103,7 @@ class VoiceHandler(AsyncStreamHandler):
         self._followed.set()
 
     async def receive(self, frame: tuple[int, np.ndarray]) -> None:
+        self._heard_at = asyncio.get_running_loop().time()
         conversation = self.conversation
         if conversation is None:
             return
@@ -72,10 +113,7 @@ class VoiceHandler(AsyncStreamHandler):
         except Exception:  # an exception escaping receive ends the microphone for the whole call
             log.exception("dropping a microphone frame")
 
-    async def emit(self) -> tuple[int, np.ndarray] | CloseStream | None:
-        if self._refusal:
-            refusal, self._refusal = self._refusal, ""
-            return CloseStream(refusal)
+    async def emit(self) -> tuple[int, np.ndarray] | None:
         try:
             conversation = self.conversation
             if conversation is not None and conversation.playback is not self._playing:
@@ -100,25 +138,52 @@ class VoiceHandler(AsyncStreamHandler):
             return None
 
     async def shutdown(self) -> None:
-        if self._start_up is not None and not self._start_up.done():
-            self._start_up.cancel()
+        for task in (self._start_up, self._watchdog):
+            if task is not None and not task.done():
+                task.cancel()
         call, self._call = self._call, None
         if call is not None:
             self.registry.end_call(call)  # the voice slot is free whatever conversation the call ended in
         self.follow(None)
 
 
-def wire_voice(voice: WebRTC, registry: BrowserSessions, max_voice_calls: int, time_limit: float) -> None:
+def wire_voice(voice: WebRTC, registry: BrowserSessions, max_voice_calls: int, time_limit: float,
+               media_timeout: float = MEDIA_TIMEOUT_SECONDS) -> None:
     """Stream the component through a VoiceHandler; its tick event tells the registry whose call it is.
 
     fastrtc's offer carries no Gradio session, but the tick event that fastrtc has the page run when a
     call starts does: the session hash is read from that request on the server, never sent to the page.
     """
+    hanging_up: set[asyncio.Task] = set()
+
+    async def close_peer(webrtc_id: str, grace: float) -> None:
+        await asyncio.sleep(grace)
+        if (pc := voice.pcs.get(webrtc_id)) is not None:
+            await pc.close()  # fastrtc then cleans up and the handler's shutdown runs
+
+    def hang_up(webrtc_id: str, grace: float) -> None:
+        task = asyncio.create_task(close_peer(webrtc_id, grace), name="voice hang-up")
+        hanging_up.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(hanging_up.discard)
 
     async def place_call(webrtc_id: str, request: gr.Request) -> None:
         registry.place_call(webrtc_id, request.session_hash or "")
 
+    quiet_offer_print()
     # One connection above our own limit, so the next caller hears why (in Japanese) instead of fastrtc's text.
-    voice.stream(VoiceHandler(registry, max_voice_calls), inputs=[voice], outputs=[voice],
+    voice.stream(VoiceHandler(registry, max_voice_calls, media_timeout, hang_up), inputs=[voice], outputs=[voice],
                  concurrency_limit=max_voice_calls + 1, time_limit=time_limit)
     voice.tick(place_call, inputs=[voice], outputs=None, concurrency_limit=None, show_progress="hidden")
+
+
+def _print_but_content_type(*args: object, **kwargs: object) -> None:
+    if len(args) == 2 and args[0] == "content_type" and not kwargs:
+        return
+    builtins.print(*args, **kwargs)  # type: ignore[call-overload]
+
+
+def quiet_offer_print() -> None:
+    """Gradio 5.50 prints `content_type <type>` to stdout for every component-server request, so for every
+    WebRTC offer: a debug line left in `gradio.routes` (gradio-app/gradio#12030). It is a print, not a log
+    record, so no logging filter can catch it: that module alone gets a `print` that drops exactly this call."""
+    gradio.routes.print = _print_but_content_type  # type: ignore[attr-defined]

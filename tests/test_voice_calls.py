@@ -1,0 +1,124 @@
+"""Voice calls that end without a hang-up, and calls that are refused: real aiortc peers against the app.
+
+A caller that vanishes (its microphone stops, its process is killed, its page closes) frees its voice slot
+long before WebRTC's own ~30 s consent timeout would; a refused call is one log line, and an offer prints nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from apphost import open_voice, running_app
+from conftest import ScriptedAssistant, eventually
+from webrtc_client import VoiceClient
+
+from settings import load_settings
+
+VANISHED_LIMIT_SECONDS = 15.0  # the slot is free this soon after the caller's media stops
+PAGE_CLOSED_LIMIT_SECONDS = 5.0  # ... and this soon after its page closes
+PEER = Path(__file__).resolve().parent / "vanishing_peer.py"
+
+
+@pytest.fixture(scope="module")
+def app():
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MAX_VOICE_SESSIONS", "1")  # one stuck call would lock everybody out
+        with running_app("azure-ga", ScriptedAssistant()) as running:
+            yield running
+
+
+async def slot_freed_within(app, limit: float) -> float:
+    """Seconds until no voice call holds a slot (fails after `limit`)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await eventually(lambda: app.registry.voice_calls == 0, limit)
+    return loop.time() - started
+
+
+async def the_same_page_can_call_again(app, session_hash: str) -> None:
+    client = VoiceClient(app.url, session_hash)
+    try:
+        assert (await client.connect()).get("sdp")
+        await eventually(lambda: app.registry.voice_calls == 1, 5)
+        assert not any(m.get("type") in ("warning", "end_stream") for m in client.messages)
+    finally:
+        await client.close()
+    await eventually(lambda: app.registry.voice_calls == 0, 3)
+
+
+def test_the_media_timeout_is_a_setting_with_a_default_of_10_seconds():
+    assert load_settings({}).voice_media_timeout == 10.0
+    assert load_settings({"VOICE_MEDIA_TIMEOUT_SECONDS": "4"}).voice_media_timeout == 4.0
+    assert load_settings({"VOICE_MEDIA_TIMEOUT_SECONDS": "0"}).voice_media_timeout == 10.0
+
+
+async def test_a_caller_whose_microphone_stops_is_hung_up_and_its_slot_freed(app):
+    client, session = await open_voice(app)
+    try:
+        await asyncio.sleep(1.0)  # a call that keeps sending is left alone
+        assert app.registry.voice_calls == 1
+        client.microphone.stall()
+        freed = await slot_freed_within(app, VANISHED_LIMIT_SECONDS)
+        assert freed >= 8.0, f"hung up {freed:.1f} s after the microphone stopped: too early"
+        assert not session.voice_attached and not session.closed  # the conversation itself goes on
+        await eventually(lambda: client.pc.connectionState == "closed", 5)  # the call itself was ended
+    finally:
+        await client.close()
+    await the_same_page_can_call_again(app, client.session_hash)
+
+
+async def test_a_caller_whose_process_dies_frees_its_slot_within_15_seconds(app):
+    session_hash = "vanishing01"
+    peer = subprocess.Popen([sys.executable, str(PEER), app.url, session_hash], stdout=subprocess.PIPE, text=True)
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(peer.stdout.readline), 30)
+        assert line.strip() == "ready", line
+        await eventually(lambda: app.registry.voice_calls == 1, 10)
+    finally:
+        peer.kill()  # SIGKILL: no Stop, no goodbye, nothing more on the wire
+        peer.wait()
+    await slot_freed_within(app, VANISHED_LIMIT_SECONDS)
+    await the_same_page_can_call_again(app, session_hash)
+
+
+async def test_closing_the_page_frees_its_call_within_5_seconds(app):
+    client = VoiceClient(app.url)
+    try:
+        async with client.page_open():
+            assert (await client.connect()).get("sdp")
+            await eventually(lambda: app.registry.voice_calls == 1, 10)
+            await asyncio.sleep(0.5)
+        # The page is gone; its peer never said goodbye and even keeps sending: only the page's unload can end it.
+        await slot_freed_within(app, PAGE_CLOSED_LIMIT_SECONDS)
+        await eventually(lambda: client.pc.connectionState == "closed", 5)
+        assert app.registry.peek(client.session_hash) is None
+    finally:
+        await client.close()
+
+
+async def test_a_refused_call_is_one_log_line_no_traceback_and_an_offer_prints_nothing(app, caplog, capfd):
+    caplog.set_level(logging.INFO)
+    first, _session = await open_voice(app)
+    second = VoiceClient(app.url)
+    try:
+        assert (await second.connect()).get("sdp")
+        refusal = await eventually(lambda: next((m for m in second.messages if m.get("type") == "warning"), None), 5)
+        assert "上限（1）" in refusal["message"]
+        await eventually(lambda: any(m.get("type") == "end_stream" for m in second.messages), 5)  # the page stops
+        await asyncio.sleep(1.5)  # what the end of the refused call logs has been logged by now
+        records = caplog.records
+        tracebacks = [r.getMessage()[:200] for r in records if r.exc_info or "Traceback" in r.getMessage()]
+        assert tracebacks == []
+        assert len([r for r in records if "refused a voice call" in r.getMessage()]) == 1
+        await eventually(lambda: second.pc.connectionState == "closed", 5)  # the server hung up on it
+        assert app.registry.voice_calls == 1
+        assert "content_type" not in capfd.readouterr().out  # two offers, nothing printed
+    finally:
+        for client in (first, second):
+            await client.close()
+    await eventually(lambda: app.registry.voice_calls == 0, 3)
