@@ -17,6 +17,7 @@ from apphost import open_voice, running_app
 from conftest import ScriptedAssistant, eventually
 from webrtc_client import VoiceClient
 
+from benchmarks.soak_voice_calls import ENDINGS, soak_voice_calls
 from settings import load_settings
 
 VANISHED_LIMIT_SECONDS = 15.0  # the slot is free this soon after the caller's media stops
@@ -122,3 +123,28 @@ async def test_a_refused_call_is_one_log_line_no_traceback_and_an_offer_prints_n
         for client in (first, second):
             await client.close()
     await eventually(lambda: app.registry.voice_calls == 0, 3)
+
+
+@pytest.mark.timeout(240)
+async def test_20_calls_ended_abruptly_leave_no_slot_conversation_service_connection_or_task(app):
+    figures = await soak_voice_calls(app, 20)
+    print(figures.line())
+    assert figures.calls == 20 and figures.answered_aloud == len(range(0, 20, len(ENDINGS)))
+    assert (figures.voice_slots, figures.live_conversations, figures.service_connections) == (0, 0, 0)
+    assert figures.leaked_tasks == {}
+
+
+async def test_a_call_ends_at_its_time_limit_with_a_japanese_notice(monkeypatch):
+    monkeypatch.setenv("VOICE_SESSION_TIME_LIMIT_SECONDS", "2")
+    with running_app("azure-ga", ScriptedAssistant()) as app:
+        client, session = await open_voice(app)
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            end = await eventually(lambda: next((m for m in client.messages if m.get("type") == "end_stream"), None),
+                                   5)
+            assert "上限時間" in end["data"] and 1.5 <= loop.time() - started <= 4
+            await eventually(lambda: app.registry.voice_calls == 0 and client.pc.connectionState == "closed", 3)
+            assert not session.closed
+        finally:
+            await client.close()

@@ -10,6 +10,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 
 import gradio as gr
@@ -30,6 +31,8 @@ ERROR_PAUSE_SECONDS = 0.05
 # A browser sends microphone packets all through a call (silence included): none for this long means the caller
 # vanished (lid closed, network gone). WebRTC itself notices only after its ~30 s consent timeout.
 MEDIA_TIMEOUT_SECONDS = 10.0
+TIME_LIMIT_NOTICE = ("音声会話の上限時間（{minutes}分）に達したため終了しました。"
+                     "続けるにはもう一度録音を開始してください。")
 REFUSAL_GRACE_SECONDS = 1.0  # a refused page hangs up by itself on `end_stream`; after this the server does
 
 HangUp = Callable[[str, float], None]  # (webrtc_id, seconds to let the peer hang up first)
@@ -39,11 +42,13 @@ class VoiceHandler(AsyncStreamHandler):
     """One per WebRTC connection; the conversation itself is the browser session's current Conversation."""
 
     def __init__(self, registry: BrowserSessions, max_voice_calls: int = 4,
-                 media_timeout: float = MEDIA_TIMEOUT_SECONDS, hang_up: HangUp = lambda _id, _grace: None) -> None:
+                 media_timeout: float = MEDIA_TIMEOUT_SECONDS, time_limit: float = math.inf,
+                 hang_up: HangUp = lambda _id, _grace: None) -> None:
         super().__init__(expected_layout="mono", output_sample_rate=SAMPLE_RATE, input_sample_rate=SAMPLE_RATE)
         self.registry = registry
         self.max_voice_calls = max_voice_calls
         self.media_timeout = media_timeout
+        self.time_limit = time_limit
         self.conversation: Conversation | None = None
         self._hang_up = hang_up
         self._webrtc_id = ""
@@ -55,7 +60,7 @@ class VoiceHandler(AsyncStreamHandler):
         self._watchdog: asyncio.Task | None = None
 
     def copy(self) -> VoiceHandler:
-        return VoiceHandler(self.registry, self.max_voice_calls, self.media_timeout, self._hang_up)
+        return VoiceHandler(self.registry, self.max_voice_calls, self.media_timeout, self.time_limit, self._hang_up)
 
     async def start_up(self) -> None:
         self._start_up = asyncio.current_task()  # fastrtc never cancels it: shutdown does
@@ -67,7 +72,7 @@ class VoiceHandler(AsyncStreamHandler):
             await self._refuse()
             return
         self._heard_at = asyncio.get_running_loop().time()
-        self._watchdog = asyncio.create_task(self._watch_media(), name="voice media watchdog")
+        self._watchdog = asyncio.create_task(self._watch(), name="voice call watchdog")
 
     async def _refuse(self) -> None:
         """Each voice call spends the owner's quota: refuse politely (fastrtc's own limit says it in English).
@@ -84,12 +89,20 @@ class VoiceHandler(AsyncStreamHandler):
         self._followed.set()
         self._hang_up(self._webrtc_id, REFUSAL_GRACE_SECONDS)
 
-    async def _watch_media(self) -> None:
-        """End the call once no microphone frame has come for `media_timeout` seconds (the caller vanished)."""
+    async def _watch(self) -> None:
+        """End the call once no microphone frame has come for `media_timeout` seconds (the caller vanished),
+        or at its time limit. The limit is kept here, not by fastrtc's `time_limit`: that one is a task per call
+        that sleeps the whole limit even after the call ended, holding the call's peer connection."""
         loop = asyncio.get_running_loop()
-        while (quiet := loop.time() - self._heard_at) < self.media_timeout:
-            await asyncio.sleep(self.media_timeout - quiet)
-        log.info("ending a voice call: no microphone audio for %.0f s (the caller is gone)", quiet)
+        ends_at = loop.time() + self.time_limit
+        while (quiet := loop.time() - self._heard_at) < self.media_timeout and loop.time() < ends_at:
+            await asyncio.sleep(min(self.media_timeout - quiet, ends_at - loop.time()))
+        if quiet >= self.media_timeout:
+            log.info("ending a voice call: no microphone audio for %.0f s (the caller is gone)", quiet)
+        else:
+            log.info("ending a voice call at its time limit (%.0f s)", self.time_limit)
+            await self.send_message(create_message("end_stream", TIME_LIMIT_NOTICE.format(
+                minutes=f"{self.time_limit / 60:g}")))
         if self._call is not None:
             self.registry.end_call(self._call)  # the slot is free now, whatever the peer connection does
         self._hang_up(self._webrtc_id, 0.0)
@@ -170,9 +183,10 @@ def wire_voice(voice: WebRTC, registry: BrowserSessions, max_voice_calls: int, t
         registry.place_call(webrtc_id, request.session_hash or "")
 
     quiet_offer_print()
-    # One connection above our own limit, so the next caller hears why (in Japanese) instead of fastrtc's text.
-    voice.stream(VoiceHandler(registry, max_voice_calls, media_timeout, hang_up), inputs=[voice], outputs=[voice],
-                 concurrency_limit=max_voice_calls + 1, time_limit=time_limit)
+    # One connection above our own limit, so the next caller hears why (in Japanese) instead of fastrtc's text;
+    # the time limit is the handler's (fastrtc's would keep a task per call sleeping for the whole limit).
+    voice.stream(VoiceHandler(registry, max_voice_calls, media_timeout, time_limit, hang_up), inputs=[voice],
+                 outputs=[voice], concurrency_limit=max_voice_calls + 1, time_limit=None)
     voice.tick(place_call, inputs=[voice], outputs=None, concurrency_limit=None, show_progress="hidden")
 
 
