@@ -3,12 +3,15 @@ after it opens (no close frame, as a network drop looks), and we measure what a 
 
 1. messages: typed messages through the API (`gradio_client` `/chat`) at random moments of each
    connection's life; every one must be answered, each within the limit; latency against a normal reply.
+   Then the same at each exact point of the exchange (the server cuts the connection there, in both dialects):
+   every message must get its whole answer, never the reconnect notice or a fragment.
 2. voice: an aiortc peer calls the app and speaks after every reconnect (and once more mid-session);
    every utterance must be answered aloud and the WebRTC call must never end.
 3. tools: a long-running tool that is running when the connection drops is still told afterwards.
 
 Loopback only; each part stops by itself and prints its figures.
-Run: python benchmarks/soak_flaps.py [--messages 100] [--drop-every 3] [--voice-seconds 300] [--voice-drops 20]
+Run: python benchmarks/soak_flaps.py [--messages 100] [--drop-every 3] [--cuts 5] [--voice-seconds 300]
+     [--voice-drops 20] [--parts messages,cuts,tools,voice]
 """
 
 from __future__ import annotations
@@ -305,23 +308,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--drop-every", type=float, default=3.0)
+    parser.add_argument("--cuts", type=int, default=5, help="messages per cut position and dialect")
     parser.add_argument("--voice-seconds", type=float, default=300.0)
     parser.add_argument("--voice-drops", type=int, default=20)
     parser.add_argument("--tool-calls", type=int, default=10)
+    parser.add_argument("--parts", default="messages,cuts,tools,voice")
     args = parser.parse_args()
-    normal, flapping = messages_through_flaps(args.messages, args.drop_every)
-    print(normal.line("messages, no drops"))
-    print(flapping.line(f"messages, a drop every {args.drop_every:g} s"))
-    for failure in flapping.unanswered:
-        print("  unanswered:", failure)
-    tools = asyncio.run(tools_through_drops(args.tool_calls))
-    print(tools.line())
-    for failure in tools.failures:
-        print("  not told:", failure)
-    voice = asyncio.run(voice_through_drops(args.voice_seconds, args.voice_drops))
-    print(voice.line())
-    for failure in voice.unanswered:
-        print("  not answered aloud:", failure)
+    parts = set(args.parts.split(","))
+    if "messages" in parts:
+        normal, flapping = messages_through_flaps(args.messages, args.drop_every)
+        print(normal.line("messages, no drops"))
+        print(flapping.line(f"messages, a drop every {args.drop_every:g} s"), flush=True)
+        for failure in flapping.unanswered:
+            print("  unanswered:", failure)
+    if "cuts" in parts:
+        from benchmarks.soak_cuts import messages_at_each_cut
+
+        for label, figures in messages_at_each_cut(args.cuts).items():
+            print(figures.line(f"cut at {label}"), flush=True)
+            for failure in figures.unanswered:
+                print("  not answered whole:", failure)
+    if "tools" in parts:
+        tools = asyncio.run(tools_through_drops(args.tool_calls))
+        print(tools.line())
+        for failure in tools.failures:
+            print("  not told:", failure)
+    if "voice" in parts:
+        voice = asyncio.run(voice_through_drops(args.voice_seconds, args.voice_drops))
+        print(voice.line())
+        for failure in voice.unanswered:
+            print("  not answered aloud:", failure)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.http11 import Request, Response
 
 from audio import decode_pcm16
@@ -31,6 +32,24 @@ from offline.usage import UsageMeter
 from offline.wire import Dialect
 
 log = logging.getLogger(__name__)
+
+
+class _ClientLeftDuringHandshake(logging.Filter):
+    """websockets logs a client that goes away mid-handshake as an ERROR with a traceback. For this server that is
+    the app closing a connection it no longer needs (a page closed while its conversation connected): one debug line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        left = isinstance(error, ConnectionClosed) or (
+            isinstance(error, InvalidMessage) and isinstance(error.__cause__, EOFError))
+        if record.getMessage() == "opening handshake failed" and left:
+            log.debug("a client left during the opening handshake: %s", error)
+            return False
+        return True
+
+
+handshake_log = logging.getLogger(f"{__name__}.handshake")  # this server's own websockets logger
+handshake_log.addFilter(_ClientLeftDuringHandshake())
 
 
 @dataclass
@@ -154,7 +173,7 @@ class RealtimeServer:
 
     async def start(self, port: int = 0) -> None:
         self._server = await serve(self._handle, "127.0.0.1", port, process_request=self._check,
-                                   max_size=None, ping_interval=20)
+                                   max_size=None, ping_interval=20, logger=handshake_log)
         self.port = next(iter(self._server.sockets)).getsockname()[1]
 
     async def stop(self) -> None:

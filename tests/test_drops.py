@@ -12,6 +12,7 @@ from apphost import running_app
 from conftest import API_KEY, ToneVoice, settings_for
 from gradio_client import Client
 
+from benchmarks.soak_cuts import CUT_POSITIONS
 from benchmarks.soak_flaps import HistoryAssistant, app_behind_flaps, chat_messages
 from conversation.conversation import Conversation
 from conversation.gate import ResponseGate
@@ -22,21 +23,6 @@ from offline.speech import EnergyTurnDetector
 LONG = "これは途中で切れるかもしれない長めの答えです。" * 4  # ~90 characters: a dozen text deltas
 NOTICE = "接続が切れたため再接続しています"
 ANSWER_LIMIT_SECONDS = 10.0
-
-# Each position, as the service sees it: (event types on the wire, sent by the server?, cut after sending?, skip).
-POSITIONS = {
-    # the message item itself never reaches the service
-    "message-lost": (("conversation.item.create",), False, False, 0),
-    # the message arrived, its response.create did not (the drop falls during the send)
-    "request-lost": (("response.create",), False, False, 0),
-    # everything was sent, the drop comes before response.created
-    "before-created": (("response.created",), True, False, 0),
-    # response.created arrived, nothing of the answer yet
-    "after-created": (("response.created",), True, True, 0),
-    # the answer had begun: three text deltas arrived
-    "mid-response": (("response.output_text.delta", "response.text.delta"), True, True, 2),
-}
-
 
 def long_answers() -> HistoryAssistant:
     return HistoryAssistant({r"^(質問.*)$": lambda m: [Say(f"{m.group(1)}への答え:{LONG}")]})
@@ -64,7 +50,7 @@ async def answered(conversation: Conversation, question: str) -> tuple[str, floa
 
 
 @pytest.mark.parametrize("flavour", ["azure-ga", "azure-preview"])
-@pytest.mark.parametrize("position", list(POSITIONS))
+@pytest.mark.parametrize("position", list(CUT_POSITIONS))
 async def test_a_message_sent_as_the_connection_drops_is_answered_whole_after_the_reconnect(
         served, flavour, position):
     conversation = Conversation(settings_for(served, flavour))
@@ -72,7 +58,7 @@ async def test_a_message_sent_as_the_connection_drops_is_answered_whole_after_th
     try:
         assert await conversation.wait_connected(5)
         assert (await answered(conversation, "質問0"))[0] == expected("質問0")  # a normal answer first
-        types, sent, after, skip = POSITIONS[position]
+        types, sent, after, skip = CUT_POSITIONS[position]
         cut = served.cut_at(CutPoint(types, sent=sent, after=after, skip=skip))
         text, _ = await answered(conversation, "質問1")
         assert text == expected("質問1")  # the whole answer, once: not the notice, not a fragment

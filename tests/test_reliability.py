@@ -13,6 +13,7 @@ import pytest
 from apphost import running_app
 from browser import browser_unavailable
 
+from benchmarks.soak_cuts import messages_at_each_cut
 from benchmarks.soak_flaps import (
     app_behind_flaps,
     chat_messages,
@@ -126,8 +127,12 @@ def test_a_sample_of_bad_input_through_the_page():
 def test_soak_messages_through_a_drop_every_3_seconds(soak):
     normal, flapping = messages_through_flaps(100, 3.0)
     print(normal.line("no drops"), flapping.line("a drop every 3 s"), sep="\n")
-    assert flapping.answered == flapping.sent == 100, flapping.unanswered
+    assert flapping.complete == flapping.sent == 100, flapping.unanswered  # whole answers, not fragments
     assert max(flapping.latencies) < REPLY_LIMIT_SECONDS
+    for label, figures in messages_at_each_cut(10).items():
+        print(figures.line(f"cut at {label}"))
+        assert figures.complete == figures.sent == 10, (label, figures.unanswered)
+        assert max(figures.latencies) < REPLY_LIMIT_SECONDS, (label, figures.latencies)
 
 
 @pytest.mark.soak

@@ -211,3 +211,20 @@ async def test_recording_is_opt_in():
                 assert server.connections[0].sent_of_type("response.done")
             else:
                 assert server.connections == []
+
+
+async def test_a_client_that_leaves_during_the_handshake_is_not_an_error(server, caplog):
+    import asyncio
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    for request in (b"", b"GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer test-key-not-a-secret\r\n\r\n"):
+        _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(request)
+        await writer.drain()
+        writer.transport.abort()  # gone before (or while) the server answers
+        await asyncio.sleep(0.2)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
+    assert len([r for r in caplog.records if "left during the opening handshake" in r.getMessage()]) >= 1
