@@ -159,6 +159,8 @@ class Conversation:
             if again:  # nothing of the answer stands: it is asked again, first, and comes whole
                 for item_id in cut:
                     self.transcript.remove(item_id)
+                if cut and self.voice.attached:  # its audio so far will be said again from the start
+                    self.voice.playback.interrupt()
                 self.gate.request(again, separate=True, first=True)
                 self.feed.changed()
         # The answer audio already received keeps playing: a move to a fresh session must not cut it off.

@@ -133,3 +133,24 @@ def test_30_api_messages_through_a_drop_every_3_seconds_are_all_answered_in_full
     assert drops >= 4, "the service really dropped the connection several times"
     assert figures.complete == figures.sent == 30, figures.unanswered
     assert max(figures.latencies) < ANSWER_LIMIT_SECONDS, figures.latencies
+
+
+@pytest.mark.parametrize("flavour", ["azure-ga", "azure-preview"])
+async def test_a_spoken_answer_cut_mid_way_is_said_again_whole(served, flavour):
+    conversation = Conversation(settings_for(served, flavour))
+    conversation.voice_attached = True  # a call listens: answers are audio with their transcript
+    conversation.start()
+    try:
+        assert await conversation.wait_connected(5)
+        cut = served.cut_at(CutPoint(("response.output_audio.delta", "response.audio.delta"), sent=True, after=True,
+                                     skip=2))
+        text, _ = await answered(conversation, "質問1")
+        assert text == expected("質問1") and cut.reached.is_set()
+        assert conversation.interruptions == 0  # not a barge-in: nothing is truncated on the new session
+        again = served.connections[1]
+        assert not again.of_type("conversation.item.truncate") and not again.sent_of_type("error")
+        # The replayed history holds the question once and no fragment of the lost answer.
+        replayed = [e["item"] for e in again.of_type("conversation.item.create")]
+        assert [i.get("role") for i in replayed] == ["user"]
+    finally:
+        await conversation.close()
