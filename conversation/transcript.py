@@ -55,12 +55,16 @@ class Item:
     arguments: str = ""
     output: str | None = None
     sent: bool = True  # on the service's side (a typed message waits for its turn to be sent)
+    # An assistant message's `phase` (gpt-realtime-2): "commentary" for a preamble said before a tool
+    # call, "final_answer" for the answer. Both are speech the user heard: shown, counted and replayed alike.
+    phase: str = ""
 
 
 class Transcript:
     def __init__(self) -> None:
         self.items: list[Item] = []
         self._by_id: dict[str, Item] = {}
+        self._silent: set[str] = set()  # the silence an idle timeout committed: not something the user said
 
     def get(self, item_id: str) -> Item | None:
         return self._by_id.get(item_id)
@@ -81,14 +85,22 @@ class Transcript:
         if item is not None:
             self.items.remove(item)
 
+    def silence(self, item_id: str) -> None:
+        """The service will commit this item for an idle timeout: keep it out of the chat and the replay."""
+        self._silent.add(item_id)
+        self.remove(item_id)
+
     def item_added(self, raw: Event, previous_item_id: str | None) -> bool:
         """A conversation item the service added (a voice turn, an answer, a call); True if the chat changed."""
         item_id, kind = raw.get("id", ""), raw.get("type")
+        if item_id in self._silent:
+            return False
         if kind == "message" and raw.get("role") in ("user", "assistant"):
             content = raw.get("content") or []
             voice = any(part.get("type") == "input_audio" for part in content if isinstance(part, dict))
             text = content_text(content)
-            self.add(Item(item_id, "message", raw["role"], text, pending=voice and not text), previous_item_id)
+            self.add(Item(item_id, "message", raw["role"], text, pending=voice and not text,
+                          phase=raw.get("phase") or ""), previous_item_id)
             return True
         if kind == "function_call":
             self.add(Item(item_id, "function_call", call_id=raw.get("call_id", ""), name=raw.get("name", ""),
