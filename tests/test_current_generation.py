@@ -1,20 +1,15 @@
-"""The GA session's current features against the local server, over a real socket through the SDK:
-the new session settings, spoken preambles (`phase`), parallel tool calls and the idle timeout."""
+"""The current generation's behaviour against the local server, over a real socket through the SDK:
+spoken preambles (`phase`), parallel tool calls and the idle timeout, in the GA dialect."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from conftest import API_KEY, ScriptedAssistant, ToneVoice, call, eventually, settings_for
-from openai.types.beta.realtime.session_update_event import Session as PreviewSession
-from openai.types.realtime import RealtimeSessionCreateRequest
-from openai.types.realtime.realtime_audio_config_input import RealtimeAudioConfigInput
-from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
 
 from audio import SAMPLE_RATE
 from conversation.conversation import Conversation
@@ -23,121 +18,6 @@ from offline.server import RealtimeServer
 from offline.speech import EnergyTurnDetector
 from settings import VoiceSettings, load_settings
 from tools import Toolbox, ToolRegistry
-
-ALL_SET = {"REALTIME_TURN_DETECTION": "semantic_vad", "REALTIME_VAD_EAGERNESS": "low",
-           "REALTIME_NOISE_REDUCTION": "far_field", "REALTIME_REASONING_EFFORT": "low"}
-
-
-def voice_from(env: dict[str, str]) -> VoiceSettings:
-    return load_settings(env).realtime.voice
-
-
-async def first_session_update(server: RealtimeServer, flavour: str, voice: VoiceSettings) -> dict:
-    conversation = Conversation(replace(settings_for(server, flavour), voice=voice))
-    conversation.start()
-    try:
-        assert await conversation.wait_connected(5), conversation.notice
-        record = server.connections[-1]
-        await server.wait_for(lambda: record.sent_of_type("session.updated") or record.sent_of_type("error"))
-        assert record.sent_of_type("error") == [], "the server refused the session.update"
-        update = record.received[0]
-        assert update["type"] == "session.update"
-        return update["session"]
-    finally:
-        await conversation.close()
-
-
-def ga_parts(session: dict) -> tuple[dict, dict]:
-    """(audio.input, its turn_detection), after checking every key is one the SDK's types document."""
-    RealtimeSessionCreateRequest.model_validate(session)  # each value is of its documented type
-    assert set(session) <= set(RealtimeSessionCreateRequest.model_fields)
-    audio_in = session["audio"]["input"]
-    assert set(audio_in) <= set(RealtimeAudioConfigInput.model_fields)
-    vad = audio_in["turn_detection"]
-    assert set(vad) <= set((SemanticVad if vad["type"] == "semantic_vad" else ServerVad).model_fields)
-    return audio_in, vad
-
-
-# ---- settings → session.update ------------------------------------------------------------------------
-
-
-async def test_unset_settings_send_none_of_the_new_fields(server):
-    audio_in, vad = ga_parts(await first_session_update(server, "openai", voice_from({})))
-    session = server.connections[0].received[0]["session"]
-    assert "reasoning" not in session and "noise_reduction" not in audio_in
-    assert vad["type"] == "server_vad" and "idle_timeout_ms" not in vad and "eagerness" not in vad
-
-
-@pytest.mark.parametrize(("env", "where", "expected"), [
-    ({"REALTIME_TURN_DETECTION": "semantic_vad"}, "turn_detection",
-     {"type": "semantic_vad", "create_response": True, "interrupt_response": True}),
-    ({"REALTIME_TURN_DETECTION": "semantic_vad", "REALTIME_VAD_EAGERNESS": "HIGH"}, "turn_detection",
-     {"type": "semantic_vad", "eagerness": "high", "create_response": True, "interrupt_response": True}),
-    ({"REALTIME_NOISE_REDUCTION": "near_field"}, "noise_reduction", {"type": "near_field"}),
-    ({"REALTIME_NOISE_REDUCTION": "far_field"}, "noise_reduction", {"type": "far_field"}),
-    ({"REALTIME_NOISE_REDUCTION": "off"}, "noise_reduction", None),  # documented: null turns it off
-    ({"REALTIME_REASONING_EFFORT": "minimal"}, "reasoning", {"effort": "minimal"}),
-    ({"REALTIME_IDLE_TIMEOUT_SECONDS": "8"}, "idle_timeout_ms", 8000),
-])
-async def test_each_setting_reaches_the_ga_session_update_as_documented(server, env, where, expected):
-    session = await first_session_update(server, "azure-ga", voice_from(env))
-    audio_in, vad = ga_parts(session)
-    found = {"turn_detection": lambda: vad, "noise_reduction": lambda: audio_in["noise_reduction"],
-             "reasoning": lambda: session["reasoning"], "idle_timeout_ms": lambda: vad["idle_timeout_ms"]}[where]()
-    assert found == expected
-    others = {"noise_reduction": "noise_reduction" in audio_in, "reasoning": "reasoning" in session,
-              "idle_timeout_ms": "idle_timeout_ms" in vad, "turn_detection": vad["type"] == "semantic_vad"}
-    assert [name for name, present in others.items() if present and name != where] == []
-    if vad["type"] == "semantic_vad":  # semantic VAD takes none of server VAD's silence tuning
-        assert not {"threshold", "silence_duration_ms", "prefix_padding_ms"} & set(vad)
-
-
-async def test_the_preview_dialect_gets_only_what_it_supports(server):
-    voice = voice_from({**ALL_SET, "REALTIME_TURN_DETECTION": "server_vad", "REALTIME_VAD_EAGERNESS": "",
-                        "REALTIME_IDLE_TIMEOUT_SECONDS": "5"})
-    session = await first_session_update(server, "azure-preview", voice)
-    PreviewSession.model_validate(session)
-    assert session["input_audio_noise_reduction"] == {"type": "far_field"}
-    assert "reasoning" not in session and "idle_timeout_ms" not in session["turn_detection"]
-    semantic = await first_session_update(server, "azure-preview", voice_from(ALL_SET))
-    assert semantic["turn_detection"] == {"type": "semantic_vad", "eagerness": "low", "create_response": True,
-                                          "interrupt_response": True}
-
-
-@pytest.mark.parametrize(("name", "value", "field", "default"), [
-    ("REALTIME_TURN_DETECTION", "semantic", "turn_detection", "server_vad"),
-    ("REALTIME_NOISE_REDUCTION", "near", "noise_reduction", ""),
-    ("REALTIME_REASONING_EFFORT", "max", "reasoning_effort", ""),
-    ("REALTIME_IDLE_TIMEOUT_SECONDS", "soon", "idle_timeout_ms", 0),
-])
-def test_a_bad_value_is_one_warning_and_the_default(name, value, field, default, caplog):
-    with caplog.at_level(logging.WARNING, logger="settings"):
-        voice = voice_from({name: value})
-    assert getattr(voice, field) == default
-    assert len(caplog.records) == 1 and name in caplog.records[0].getMessage()
-
-
-def test_eagerness_without_semantic_vad_and_idle_timeout_with_it_are_ignored_with_a_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="settings"):
-        server_vad = voice_from({"REALTIME_VAD_EAGERNESS": "low"})
-        semantic = voice_from({"REALTIME_TURN_DETECTION": "semantic_vad", "REALTIME_IDLE_TIMEOUT_SECONDS": "5"})
-    assert server_vad.vad_eagerness == "" and semantic.idle_timeout_ms == 0
-    assert len(caplog.records) == 2
-
-
-def test_choosing_the_azure_preview_dialect_logs_once_that_it_was_retired(caplog):
-    azure = {"AZURE_OPENAI_ENDPOINT": "https://example.invalid", "AZURE_OPENAI_API_KEY": "k",
-             "AZURE_OPENAI_DEPLOYMENT": "d"}
-    with caplog.at_level(logging.INFO, logger="settings"):
-        preview = load_settings({**azure, "AZURE_OPENAI_API_VERSION": "2025-04-01-preview"})
-    assert preview.realtime.dialect == "preview"
-    (line,) = [r.getMessage() for r in caplog.records]
-    assert "2026-04-30" in line and "GA" in line
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="settings"):
-        assert load_settings(azure).realtime.dialect == "ga"
-    assert caplog.records == []
-
 
 # ---- preambles -----------------------------------------------------------------------------------------
 
