@@ -9,7 +9,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from apphost import running_app
 from conftest import API_KEY, ScriptedAssistant, ToneVoice, call, eventually, settings_for
+from gradio_client import Client
+from openmeteo_server import serve_open_meteo
 
 from audio import SAMPLE_RATE
 from conversation.conversation import Conversation
@@ -107,6 +110,20 @@ async def test_a_preamble_a_tool_call_and_the_final_answer_are_shown_heard_count
     finally:
         listener.cancel()
         await conversation.close()
+
+
+def test_chat_returns_the_preamble_and_the_answer_after_the_tool_call():
+    assistant = ScriptedAssistant({r"天気": lambda m: [Say("調べますね。", phase="commentary"),
+                                                     call("get_weather", location="東京", day="today")]})
+    assistant.result_phase = "final_answer"
+    with serve_open_meteo() as weather, pytest.MonkeyPatch.context() as env:
+        env.setenv("OPEN_METEO_FORECAST_URL", weather.forecast_url)
+        env.setenv("OPEN_METEO_GEOCODING_URL", weather.geocoding_url)
+        with running_app("azure-ga", assistant) as app:
+            reply = Client(app.url, verbose=False).predict("東京の天気は？", api_name="/chat")
+    preamble, answer = reply.split("\n", 1)
+    assert preamble == "調べますね。"
+    assert answer.startswith("result:") and "東京" in answer and '"completed"' in answer
 
 
 # ---- parallel tool calls -------------------------------------------------------------------------------
