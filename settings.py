@@ -32,6 +32,9 @@ DEFAULT_INSTRUCTIONS = (
     "ありますか？」のように伝え、結果を待たずに会話を続けてください。結果が届いたら要点を短く伝えてください。"
     "音声で聞きやすいよう、一度の返答は二、三文にまとめてください。"
 )
+# Added to the instructions when the idle timeout is on: the service's own answer to a silence is a check-in.
+IDLE_CHECK_IN = ("ユーザーがしばらく黙っているときは、急かしたり責めたりせず、やさしく一言声をかけて、"
+                 "続けて話せるように短く促してください。")
 # Outside the repo on purpose: a runtime DB must never end up in a commit.
 DEFAULT_SEARCH_DB = Path(tempfile.gettempdir()) / "voice-assistant" / "knowledge.sqlite3"
 
@@ -53,6 +56,7 @@ class VoiceSettings:
     noise_reduction: str = ""  # near_field / far_field / off (off is sent as null: turned off)
     reasoning_effort: str = ""  # reasoning models such as gpt-realtime-2 (GA only)
     idle_timeout_ms: int = 0  # server_vad only (GA): the service checks in after this much silence
+    idle_check_in: str = IDLE_CHECK_IN  # how it should check in (joined to the instructions when the timeout is on)
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,8 @@ def session_update(
         session = {
             "type": "realtime",
             "output_modalities": ["audio"],
-            "instructions": voice.instructions,
+            # The service answers an idle timeout by itself, guided only by the session's instructions.
+            "instructions": voice.instructions + (voice.idle_check_in if "idle_timeout_ms" in vad else ""),
             "audio": {
                 "input": {"format": pcm, "transcription": transcription, "turn_detection": vad},
                 "output": {"format": pcm, "voice": voice.voice},

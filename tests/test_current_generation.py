@@ -19,7 +19,7 @@ from conversation.conversation import Conversation
 from offline.engine import Say
 from offline.server import RealtimeServer
 from offline.speech import EnergyTurnDetector
-from settings import VoiceSettings, load_settings
+from settings import IDLE_CHECK_IN, VoiceSettings, load_settings
 from tools import Toolbox, ToolRegistry
 
 # ---- preambles -----------------------------------------------------------------------------------------
@@ -201,7 +201,8 @@ async def test_the_idle_timeout_is_a_gentle_check_in_not_an_error(server, assist
         (timeout,) = record.sent_of_type("input_audio_buffer.timeout_triggered")
         assert timeout["audio_end_ms"] - timeout["audio_start_ms"] >= 400
         await server.wait_for(lambda: record.sent_of_type("response.done"))
-        assert record.of_type("response.create") == []  # the service answers a timeout itself
+        assert record.of_type("response.create") == []  # the service answers a timeout itself,
+        assert assistant.contexts[-1].instructions.endswith(IDLE_CHECK_IN)  # told by the session how to check in
         assert conversation.notice == "" and record.sent_of_type("error") == []
         # Speaking once it has been heard is an ordinary turn.
         await eventually(lambda: not conversation.playback.busy, 5)

@@ -19,7 +19,7 @@ from test_stand_in import sdk_connection, stand_in, until
 from audio import SAMPLE_RATE, encode_pcm16
 from conversation.conversation import Conversation
 from offline.server import RealtimeServer
-from settings import VoiceSettings, load_settings
+from settings import IDLE_CHECK_IN, VoiceSettings, load_settings
 
 ALL_SET = {"REALTIME_TURN_DETECTION": "semantic_vad", "REALTIME_VAD_EAGERNESS": "low",
            "REALTIME_NOISE_REDUCTION": "far_field", "REALTIME_REASONING_EFFORT": "low"}
@@ -87,6 +87,14 @@ async def test_each_setting_reaches_the_ga_session_update_as_documented(server, 
     assert [name for name, present in others.items() if present and name != where] == []
     if vad["type"] == "semantic_vad":  # semantic VAD takes none of server VAD's silence tuning
         assert not {"threshold", "silence_duration_ms", "prefix_padding_ms"} & set(vad)
+
+
+async def test_the_idle_timeout_adds_how_to_check_in_to_the_instructions(server):
+    plain = await first_session_update(server, "openai", voice_from({"REALTIME_INSTRUCTIONS": "短く答えて。"}))
+    idle = await first_session_update(server, "openai", voice_from({"REALTIME_INSTRUCTIONS": "短く答えて。",
+                                                                    "REALTIME_IDLE_TIMEOUT_SECONDS": "20"}))
+    assert plain["instructions"] == "短く答えて。"
+    assert idle["instructions"] == "短く答えて。" + IDLE_CHECK_IN
 
 
 async def test_the_preview_dialect_gets_only_what_it_supports(server):
