@@ -110,16 +110,6 @@ class EngineConnection:
         session = event.get("session")
         if not isinstance(session, dict):
             raise ProtocolError("invalid_value", "session must be an object", "session")
-        if self.dialect == "ga":
-            if session.get("type") != "realtime":
-                raise ProtocolError("missing_required_parameter", "Missing required parameter: 'session.type'.",
-                                    "session.type")
-            for legacy in ("modalities", "input_audio_format", "voice", "turn_detection"):
-                if legacy in session:
-                    raise ProtocolError("unknown_parameter", f"Unknown parameter: 'session.{legacy}'.",
-                                        f"session.{legacy}")
-        elif "audio" in session or "type" in session:
-            raise ProtocolError("unknown_parameter", "Unknown parameter: 'session.audio'.", "session.audio")
         if problem := check(session, self.dialect):
             raise ProtocolError(*problem)
         self.config.update(session)

@@ -1,5 +1,6 @@
-"""The GA session's newer input options, as the service documents them (not from the client's tables):
-semantic turn detection, input noise reduction, reasoning effort and server VAD's idle timeout.
+"""A `session.update` as the service checks it, written from the documentation (not from the client's tables):
+each dialect's shape, and the GA session's newer options (semantic turn detection, input noise reduction,
+reasoning effort and server VAD's idle timeout).
 
 Checked the way the service checks a `session.update`: a value outside the documented set, or a field
 the chosen turn detection (or the dialect) does not have, is an error naming the parameter.
@@ -39,8 +40,14 @@ def _invalid(param: str, value: Any, allowed: tuple[str, ...]) -> Problem:
 
 
 def check(session: Event, dialect: Dialect) -> Problem | None:
-    """Why the service would refuse these options in a `session.update` (None when it would not)."""
+    """Why the service would refuse this `session.update` (None when it would not): each dialect refuses the
+    other's shape, and the newer options are checked against their documented values."""
     if dialect == "ga":
+        if session.get("type") != "realtime":
+            return "missing_required_parameter", "Missing required parameter: 'session.type'.", "session.type"
+        if legacy := next((k for k in ("modalities", "input_audio_format", "voice", "turn_detection")
+                           if k in session), None):
+            return _unknown(f"session.{legacy}")
         audio_in = (session.get("audio") or {}).get("input") or {}
         vad, vad_param = audio_in.get("turn_detection"), "session.audio.input.turn_detection"
         noise, noise_param = audio_in.get("noise_reduction", ...), "session.audio.input.noise_reduction"
@@ -49,6 +56,8 @@ def check(session: Event, dialect: Dialect) -> Problem | None:
         if reasoning is not None and effort not in (*REASONING_EFFORT, None):
             return _invalid("session.reasoning.effort", effort, REASONING_EFFORT)
     else:
+        if "audio" in session or "type" in session:
+            return _unknown("session.audio")
         vad, vad_param = session.get("turn_detection"), "session.turn_detection"
         noise, noise_param = session.get("input_audio_noise_reduction", ...), "session.input_audio_noise_reduction"
         if "reasoning" in session:
