@@ -174,6 +174,7 @@ class Transcript:
                     events.append(function_output_item(item.call_id, item.output))
             elif item.text and item.role == "user":
                 events.append({"id": item.item_id, **user_text_item(item.text)})
-            elif item.text and item.role == "assistant":
+            elif item.text and item.role == "assistant":  # a preamble too; its `phase` is not sent back, as
+                # the SDK's realtime assistant item (realtime_conversation_item_assistant_message_param.py) has none
                 events.append({"id": item.item_id, **assistant_text_item(item.text, dialect)})
         return events
