@@ -130,7 +130,8 @@ def test_chat_returns_the_preamble_and_the_answer_after_the_tool_call():
 
 
 def parallel_tools(runs: list[tuple[str, float, float]]) -> Toolbox:
-    """Two tools that take different times and note when each ran (name, start, end)."""
+    """Tools that take different times and note when each ran (name, start, end); `background` is long-running
+    (it answers "started" at once and its result is told later)."""
     tools = ToolRegistry()
 
     async def run(name: str, seconds: float) -> dict:
@@ -149,6 +150,11 @@ def parallel_tools(runs: list[tuple[str, float, float]]) -> Toolbox:
     async def slower() -> dict:
         """Answers a little later."""
         return await run("slower", 0.9)
+
+    @tools.tool(long_running=True)
+    async def background() -> dict:
+        """Runs in the background."""
+        return await run("background", 0.9)
 
     return Toolbox.from_settings(load_settings({}), tools)
 
@@ -213,4 +219,26 @@ async def test_the_idle_timeout_is_a_gentle_check_in_not_an_error(server, assist
             {"role": "user", "content": "はい、います"}, {"role": "assistant", "content": "echo:はい、います"}], 5)
     finally:
         listener.cancel()
+        await conversation.close()
+
+
+async def test_a_background_call_and_a_quick_one_in_one_response_share_one_follow_up(server, assistant):
+    assistant.rules = {r"混ぜて": lambda m: [call("background"), call("quick")]}
+    runs: list[tuple[str, float, float]] = []
+    conversation = Conversation(settings_for(server, "openai"), tools=parallel_tools(runs))
+    conversation.start()
+    try:
+        assert await conversation.wait_connected(5)
+        turn = await conversation.send_text("混ぜて調べて")
+        await eventually(turn.done.is_set, 10)
+        record = server.connections[0]
+        # The message's response; one telling "started" and the quick result together; one for the background result.
+        assert len(record.of_type("response.create")) == 3
+        assert record.sent_of_type("error") == []
+        follow_up = record.sent_of_type("response.done")[1]["response"]["output"]
+        said = [part["text"] for item in follow_up for part in item["content"]]
+        assert len(said) == 2 and '"started"' in said[0] and '"quick"' in said[1]  # one response tells both
+        told = [m["content"] for m in conversation.snapshot().messages if m["role"] == "assistant"]
+        assert told == [*said, told[-1]] and '"background"' in told[-1]
+    finally:
         await conversation.close()
