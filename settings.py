@@ -15,6 +15,13 @@ log = logging.getLogger(__name__)
 
 Provider = Literal["azure", "openai", "offline", "none"]
 Dialect = Literal["ga", "preview"]
+TurnDetection = Literal["server_vad", "semantic_vad"]
+# Allowed values, as the openai SDK's types spell them (types/realtime/realtime_audio_input_turn_detection.py,
+# noise_reduction_type.py, realtime_reasoning_effort.py).
+TURN_DETECTIONS = ("server_vad", "semantic_vad")
+VAD_EAGERNESS = ("low", "medium", "high", "auto")
+NOISE_REDUCTIONS = ("near_field", "far_field", "off")
+REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
 
 DEFAULT_INSTRUCTIONS = (
     "あなたは親切で簡潔な日本語の音声アシスタントです。ユーザーとは日本語で会話してください"
@@ -25,6 +32,9 @@ DEFAULT_INSTRUCTIONS = (
     "ありますか？」のように伝え、結果を待たずに会話を続けてください。結果が届いたら要点を短く伝えてください。"
     "音声で聞きやすいよう、一度の返答は二、三文にまとめてください。"
 )
+# Added to the instructions when the idle timeout is on: the service's own answer to a silence is a check-in.
+IDLE_CHECK_IN = ("ユーザーがしばらく黙っているときは、急かしたり責めたりせず、やさしく一言声をかけて、"
+                 "続けて話せるように短く促してください。")
 # Outside the repo on purpose: a runtime DB must never end up in a commit.
 DEFAULT_SEARCH_DB = Path(tempfile.gettempdir()) / "voice-assistant" / "knowledge.sqlite3"
 
@@ -40,6 +50,13 @@ class VoiceSettings:
     vad_threshold: float = 0.6
     vad_silence_ms: int = 700
     vad_prefix_padding_ms: int = 300
+    # The GA session's newer input options; "" (or 0) means not sent, so the service's own default holds.
+    turn_detection: TurnDetection = "server_vad"
+    vad_eagerness: str = ""  # semantic_vad only: low / medium / high / auto
+    noise_reduction: str = ""  # near_field / far_field / off (off is sent as null: turned off)
+    reasoning_effort: str = ""  # reasoning models such as gpt-realtime-2 (GA only)
+    idle_timeout_ms: int = 0  # server_vad only (GA): the service checks in after this much silence
+    idle_check_in: str = IDLE_CHECK_IN  # how it should check in (joined to the instructions when the timeout is on)
 
 
 @dataclass(frozen=True)
@@ -144,6 +161,16 @@ class _Environment:
     def text(self, name: str, default: str = "") -> str:
         return self._environ.get(name, "").strip() or default
 
+    def choice(self, name: str, choices: tuple[str, ...], default: str = "") -> str:
+        """One of `choices` (case-insensitive); anything else is a warning and the default."""
+        raw = self.text(name)
+        if not raw or raw.lower() in choices:
+            return raw.lower() or default
+        log.warning("%s の値「%s」は %s のいずれでもないため、既定値「%s」を使います"
+                    " (%s=%r is not one of %s; using %r)", name, raw, " / ".join(choices), default or "未設定",
+                    name, raw, ", ".join(choices), default)
+        return default
+
     def number(self, name: str, default: float, minimum: float = 0.0, maximum: float = math.inf) -> float:
         raw = self.text(name)
         if not raw:
@@ -171,7 +198,30 @@ def _voice_settings(env: _Environment) -> VoiceSettings:
         vad_threshold=env.number("VAD_THRESHOLD", base.vad_threshold, maximum=1.0),
         vad_silence_ms=int(env.number("VAD_SILENCE_MS", base.vad_silence_ms)),
         vad_prefix_padding_ms=int(env.number("VAD_PREFIX_PADDING_MS", base.vad_prefix_padding_ms)),
+        **_session_options(env, base),
     )
+
+
+def _session_options(env: _Environment, base: VoiceSettings) -> dict:
+    """The GA session's turn detection, noise reduction, reasoning and idle timeout (issue 20)."""
+    detection = env.choice("REALTIME_TURN_DETECTION", TURN_DETECTIONS, base.turn_detection)
+    eagerness = env.choice("REALTIME_VAD_EAGERNESS", VAD_EAGERNESS)
+    idle_seconds = env.number("REALTIME_IDLE_TIMEOUT_SECONDS", 0.0, maximum=3600.0)
+    if eagerness and detection != "semantic_vad":
+        log.warning("REALTIME_VAD_EAGERNESS は REALTIME_TURN_DETECTION=semantic_vad のときだけ使われます"
+                    " (REALTIME_VAD_EAGERNESS applies to semantic_vad only; ignored)")
+        eagerness = ""
+    if idle_seconds and detection != "server_vad":
+        log.warning("REALTIME_IDLE_TIMEOUT_SECONDS は server_vad のときだけ使われます"
+                    " (the idle timeout applies to server_vad only; ignored)")
+        idle_seconds = 0.0
+    return {
+        "turn_detection": detection,
+        "vad_eagerness": eagerness,
+        "noise_reduction": env.choice("REALTIME_NOISE_REDUCTION", NOISE_REDUCTIONS),
+        "reasoning_effort": env.choice("REALTIME_REASONING_EFFORT", REASONING_EFFORTS),
+        "idle_timeout_ms": round(idle_seconds * 1000),
+    }
 
 
 def _realtime_settings(env: _Environment) -> RealtimeSettings:
@@ -194,9 +244,14 @@ def _provider_settings(env: _Environment) -> RealtimeSettings:
     provider = explicit or ("azure" if all(azure) else "openai" if env.text("OPENAI_API_KEY") else "offline")
     if provider == "azure":
         version = env.text("AZURE_OPENAI_API_VERSION", "v1")
+        preview = version not in ("v1", "ga", "GA")
+        if preview:
+            log.warning("Azure のプレビュー版 Realtime API (%s) は 2026-04-30 に廃止されました。GA"
+                        " (AZURE_OPENAI_API_VERSION を空か v1) に移行してください (Azure retired the preview"
+                        " realtime API on 2026-04-30; GA is the way)", version)
         return RealtimeSettings(
             provider="azure",
-            dialect="ga" if version in ("v1", "ga", "GA") else "preview",
+            dialect="preview" if preview else "ga",
             model=env.text("AZURE_OPENAI_DEPLOYMENT"),
             endpoint=env.text("AZURE_OPENAI_ENDPOINT"),
             api_version=version,

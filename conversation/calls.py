@@ -11,6 +11,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from conversation.tool_runner import ToolCall, ToolRunner
@@ -35,12 +36,25 @@ class Outbox(Protocol):
     def ask(self, turn_ids: set[str], *, tools_allowed: bool) -> None: ...
 
 
+@dataclass
+class _FollowUp:
+    """The response that tells what one response's calls gave: asked for once, when that response is
+    done and every call of it has ended (a response may hold several calls, run at once)."""
+
+    running: set[str] = field(default_factory=set)
+    turn_ids: set[str] = field(default_factory=set)
+    due: bool = False  # a call has something to tell
+    response_done: bool = False
+
+
 class FunctionCalls:
     def __init__(self, tools: Toolbox, transcript: Transcript, turns: Turns, outbox: Outbox,
                  on_change: Callable[[], None]) -> None:
         self.runner = ToolRunner(tools, lambda _call: on_change(), self._on_end)
         self._transcript, self._turns, self._outbox = transcript, turns, outbox
         self.closed = False
+        self._follow_ups: dict[str, _FollowUp] = {}  # by response id
+        self._response_of: dict[str, str] = {}  # call id → the response it came in
 
     def known(self, call_id: str) -> bool:
         return call_id in self.runner.calls
@@ -60,11 +74,46 @@ class FunctionCalls:
         call = self.runner.start(call_id, name, arguments, turn_ids)
         if call is None:
             return
-        if call.long_running:
-            # Answer at once so the model can say it has started; the result is told when ready.
-            record.output = STARTED_OUTPUT
-            await self._outbox.send(dialect.create_item(dialect.function_output_item(call_id, record.output)))
-            self._outbox.ask(turn_ids, tools_allowed=True)
+        if not call.long_running:
+            self._follow_up(response_id, turn_ids, running=call_id)
+            return
+        # Answer at once so the model can say it has started; the result is told when ready.
+        record.output = STARTED_OUTPUT
+        await self._outbox.send(dialect.create_item(dialect.function_output_item(call_id, record.output)))
+        self._follow_up(response_id, turn_ids)
+
+    def _follow_up(self, response_id: str, turn_ids: set[str], *, running: str = "", ended: str = "") -> None:
+        """Note a call of a response that is `running`, or has `ended` (or answered "started"), so it has
+        something to tell; its turns stay open, and the follow-up is asked for once all of it is in."""
+        follow_up = self._follow_ups.setdefault(response_id, _FollowUp())
+        follow_up.turn_ids |= turn_ids
+        self._turns.requested(turn_ids)
+        if running:
+            follow_up.running.add(running)
+            self._response_of[running] = response_id
+            return
+        follow_up.running.discard(ended)
+        follow_up.due = True
+        self._ask_when_ready(response_id)
+
+    def _ask_when_ready(self, response_id: str) -> None:
+        follow_up = self._follow_ups.get(response_id)
+        ready = follow_up is not None and not follow_up.running and (follow_up.response_done or not response_id)
+        if not ready:
+            return
+        del self._follow_ups[response_id]
+        if follow_up.due:
+            self._outbox.ask(follow_up.turn_ids, tools_allowed=True)
+
+    def response_done(self, response_id: str) -> None:
+        """A response ended (or was lost with its connection): its follow-up may be asked for now."""
+        if follow_up := self._follow_ups.get(response_id):
+            follow_up.response_done = True
+            self._ask_when_ready(response_id)
+
+    def connection_lost(self) -> None:
+        for response_id in list(self._follow_ups):
+            self.response_done(response_id)
 
     async def _on_end(self, call: ToolCall) -> None:
         """A call ended: give the model its output (for a long one, a new result pair) and ask for words."""
@@ -87,7 +136,10 @@ class FunctionCalls:
             log.info("call %s ended while disconnected; the replay after reconnecting carries it", call.call_id)
         finally:
             # After a drop this request waits for the reconnect and replay, so the result is still told.
-            self._outbox.ask(turn_ids, tools_allowed=not call.long_running)
+            if call.long_running:
+                self._outbox.ask(turn_ids, tools_allowed=False)
+            else:  # the calls of one response are told together, in one follow-up
+                self._follow_up(self._response_of.pop(call.call_id, ""), turn_ids, ended=call.call_id)
             self._turns.call_ended(call.call_id)
 
     async def close(self) -> None:

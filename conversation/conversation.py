@@ -56,6 +56,7 @@ class Conversation:
         self._handlers = {
             "input_audio_buffer.speech_started": self._on_speech_started,
             "input_audio_buffer.speech_stopped": self._on_speech_stopped,
+            "input_audio_buffer.timeout_triggered": self._on_idle_timeout,
             "conversation.item.added": self._on_item_added,
             "conversation.item.input_audio_transcription.completed": self._on_user_transcript,
             "conversation.item.input_audio_transcription.failed": self._on_user_transcript_failed,
@@ -151,6 +152,7 @@ class Conversation:
     def dropped(self) -> None:
         """The service session ended: a response in progress there is lost, so its turns are settled
         with what had arrived or asked again (their messages are in the replayed history)."""
+        self.calls.connection_lost()  # a lost response's calls are told after the replay
         lost = self.gate.disconnected()
         if lost:
             items = self.turns.items_of(lost)
@@ -254,6 +256,13 @@ class Conversation:
         self.gate.on_speech_stopped()
         self.usage.turn_started(event.get("item_id") or f"speech_{uuid.uuid4().hex[:12]}", TurnKind.VOICE)
 
+    async def _on_idle_timeout(self, event: Event) -> None:
+        """Server VAD's idle timeout: the service commits the silence as a user item and answers it itself,
+        checking in on the user (SDK: input_audio_buffer_timeout_triggered.py). That silence is no message
+        of the user's, and the gate waits for the service's answer as after a spoken turn."""
+        self.transcript.silence(event["item_id"])
+        self.gate.on_speech_stopped()
+
     async def _on_item_added(self, event: Event) -> None:
         if self.transcript.item_added(event["item"], event.get("previous_item_id")):
             self.feed.changed()
@@ -277,7 +286,8 @@ class Conversation:
         raw = event["item"]
         self.turns.item_added(event.get("response_id", ""), raw.get("id", ""))
         if raw.get("type") == "message":
-            self.transcript.add(Item(raw.get("id", ""), "message", "assistant")).streaming = True
+            item = Item(raw.get("id", ""), "message", "assistant", phase=raw.get("phase") or "")
+            self.transcript.add(item).streaming = True
 
     async def _on_audio_delta(self, event: Event) -> None:
         self.usage.first_output_of(TurnKind.VOICE)
@@ -306,6 +316,7 @@ class Conversation:
         for raw in response.get("output") or []:
             if raw.get("type") == "function_call" and not self.calls.known(raw.get("call_id", "")):
                 await self.calls.on_item_done({**raw, "status": raw.get("status") or "incomplete"}, response_id)
+        self.calls.response_done(response_id)  # before its turns settle: a follow-up keeps them open
         self.usage.on_response_done(response_id, response.get("usage"))
         self.gate.on_response_done(response_id)
         self.turns.response_done(response_id)

@@ -57,12 +57,16 @@ class Item:
     output: str | None = None
     sent: bool = True  # on the service's side (a typed message waits for its turn to be sent)
     streaming: bool = False  # an answer still arriving (a drop can cut it short)
+    # An assistant message's `phase` (gpt-realtime-2): "commentary" for a preamble said before a tool
+    # call, "final_answer" for the answer. Both are speech the user heard: shown, counted and replayed alike.
+    phase: str = ""
 
 
 class Transcript:
     def __init__(self) -> None:
         self.items: list[Item] = []
         self._by_id: dict[str, Item] = {}
+        self._silent: set[str] = set()  # the silence an idle timeout committed: not something the user said
 
     def get(self, item_id: str) -> Item | None:
         return self._by_id.get(item_id)
@@ -83,14 +87,22 @@ class Transcript:
         if item is not None:
             self.items.remove(item)
 
+    def silence(self, item_id: str) -> None:
+        """The service will commit this item for an idle timeout: keep it out of the chat and the replay."""
+        self._silent.add(item_id)
+        self.remove(item_id)
+
     def item_added(self, raw: Event, previous_item_id: str | None) -> bool:
         """A conversation item the service added (a voice turn, an answer, a call); True if the chat changed."""
         item_id, kind = raw.get("id", ""), raw.get("type")
+        if item_id in self._silent:
+            return False
         if kind == "message" and raw.get("role") in ("user", "assistant"):
             content = raw.get("content") or []
             voice = any(part.get("type") == "input_audio" for part in content if isinstance(part, dict))
             text = content_text(content)
-            self.add(Item(item_id, "message", raw["role"], text, pending=voice and not text), previous_item_id)
+            self.add(Item(item_id, "message", raw["role"], text, pending=voice and not text,
+                          phase=raw.get("phase") or ""), previous_item_id)
             return True
         if kind == "function_call":
             self.add(Item(item_id, "function_call", call_id=raw.get("call_id", ""), name=raw.get("name", ""),
@@ -167,6 +179,7 @@ class Transcript:
                     events.append(function_output_item(item.call_id, item.output))
             elif item.text and item.role == "user":
                 events.append({"id": item.item_id, **user_text_item(item.text)})
-            elif item.text and item.role == "assistant":
+            elif item.text and item.role == "assistant":  # a preamble too; its `phase` is not sent back, as
+                # the SDK's realtime assistant item (realtime_conversation_item_assistant_message_param.py) has none
                 events.append({"id": item.item_id, **assistant_text_item(item.text, dialect)})
         return events

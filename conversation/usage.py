@@ -217,12 +217,13 @@ class UsageMeter:
     def summary(self, tool_durations: Iterable[tuple[str, float]] = (), detail: bool = True) -> dict[str, Any]:
         """Totals and latency medians as plain JSON-ready values; `detail` adds one row per response and turn."""
         cost = self.cost_usd
+        as_of, source = self.prices.as_of_and_source(self._row[0]) if self._row else (None, None)
         summary: dict[str, Any] = {
             "model": self.model,
             "price_model": self._row[0] if self._row else None,
             "cost_status": str(self.cost_status),
-            "prices_as_of": self.prices.as_of if self._row else None,
-            "prices_source": self.prices.source if self._row else None,
+            "prices_as_of": as_of,
+            "prices_source": source,
             "prices_problem": self.prices.problem or None,
             "totals": {"responses": len(self.responses), **self.totals.as_dict(),
                        "cost_usd": None if cost is None else round(cost, 6)},

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from audio import decode_pcm16, pcm_ms
+from offline.session_options import check, idle_timeout_seconds, silence_ms
 from offline.streaming import Assistant, Call, ResponseContext, Say, Voice, new_id, stream_response
 from offline.usage import UsageMeter
 from offline.wire import GA_ONLY, Dialect, Event, input_setting, wire_name
@@ -69,6 +70,9 @@ class EngineConnection:
     active: asyncio.Task | None = None
     transcribing: asyncio.Task | None = None  # the latest utterance's recognition (transcripts go out in order)
     audio_ms: dict[str, int] = field(default_factory=dict)
+    input_ms: int = 0  # all input audio so far (the offsets in VAD and timeout events)
+    idle_from_ms: int | None = None  # server VAD's idle timeout counts silence from here (None: not armed)
+    response_from: int = 0  # where the active response's items begin in `items`
 
     async def emit(self, event: Event) -> None:
         if self.dialect == "preview" and event["type"] in GA_ONLY:
@@ -106,21 +110,16 @@ class EngineConnection:
         session = event.get("session")
         if not isinstance(session, dict):
             raise ProtocolError("invalid_value", "session must be an object", "session")
-        if self.dialect == "ga":
-            if session.get("type") != "realtime":
-                raise ProtocolError("missing_required_parameter", "Missing required parameter: 'session.type'.",
-                                    "session.type")
-            for legacy in ("modalities", "input_audio_format", "voice", "turn_detection"):
-                if legacy in session:
-                    raise ProtocolError("unknown_parameter", f"Unknown parameter: 'session.{legacy}'.",
-                                        f"session.{legacy}")
-        elif "audio" in session or "type" in session:
-            raise ProtocolError("unknown_parameter", "Unknown parameter: 'session.audio'.", "session.audio")
+        if problem := check(session, self.dialect):
+            raise ProtocolError(*problem)
         self.config.update(session)
         vad = self._input("turn_detection") or {}
-        for key in ("silence_duration_ms", "prefix_padding_ms"):  # the detector follows the session's VAD
-            if isinstance(vad.get(key), int) and hasattr(self.detector, key):
-                setattr(self.detector, key, vad[key])
+        # The detector follows the session's VAD (semantic VAD approximated by the pause it waits for).
+        for key, value in (("silence_duration_ms", silence_ms(vad)),
+                           ("prefix_padding_ms", vad.get("prefix_padding_ms"))):
+            if isinstance(value, int) and hasattr(self.detector, key):
+                setattr(self.detector, key, value)
+        self.idle_from_ms = None if self.active else self.input_ms
         await self.emit({"type": "session.updated", "session": self.config})
 
     def _input(self, key: Any) -> Any:
@@ -139,11 +138,12 @@ class EngineConnection:
             self._keep_last_ms(int(vad.get("prefix_padding_ms", 300)) + PRE_SPEECH_SLACK_MS)
         self.buffer.append(pcm)
         self.buffer_ms += pcm_ms(pcm.size)
+        self.input_ms += pcm_ms(pcm.size)
         if not vad or self.detector is None:
             return
         for kind, at_ms in self.detector.feed(pcm):
             if kind == "speech_started":
-                self.speech_start_ms = at_ms
+                self.speech_start_ms, self.idle_from_ms = at_ms, None
                 await self.emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": at_ms,
                                  "item_id": new_id("item")})
                 if vad.get("interrupt_response", True) and self.active:
@@ -151,6 +151,19 @@ class EngineConnection:
             elif kind == "speech_stopped":
                 await self.emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": at_ms})
                 await self._commit(respond=vad.get("create_response", True))
+        idle = idle_timeout_seconds(vad)
+        if (idle is not None and self.idle_from_ms is not None and self.speech_start_ms is None and not self.active
+                and self.input_ms - self.idle_from_ms >= idle * 1000):
+            await self._timeout_triggered()
+
+    async def _timeout_triggered(self) -> None:
+        """As documented for `idle_timeout_ms`: the event, then the silent audio committed as a user item,
+        then a response of the service's own (the model prompts the user to go on)."""
+        item_id = new_id("item")
+        await self.emit({"type": "input_audio_buffer.timeout_triggered", "audio_start_ms": self.idle_from_ms,
+                         "audio_end_ms": self.input_ms, "item_id": item_id})
+        self.idle_from_ms = None
+        await self._commit(respond=True, item_id=item_id)
 
     def _keep_last_ms(self, keep_ms: int) -> None:
         while self.buffer and self.buffer_ms - pcm_ms(self.buffer[0].size) >= keep_ms:
@@ -166,12 +179,12 @@ class EngineConnection:
         self.buffer, self.buffer_ms = [], 0
         await self.emit({"type": "input_audio_buffer.cleared"})
 
-    async def _commit(self, respond: bool) -> None:
+    async def _commit(self, respond: bool, item_id: str | None = None) -> None:
         pcm = np.concatenate(self.buffer) if self.buffer else np.zeros(0, np.int16)
         self.buffer, self.buffer_ms, self.speech_start_ms = [], 0, None
         if self.detector is not None:
             self.detector.reset()
-        item = {"id": new_id("item"), "type": "message", "role": "user", "status": "completed",
+        item = {"id": item_id or new_id("item"), "type": "message", "role": "user", "status": "completed",
                 "content": [{"type": "input_audio", "transcript": None}]}
         self.audio_ms[item["id"]] = pcm_ms(pcm.size)  # what the model hears of it (billed as input audio)
         previous = self.items[-1]["id"] if self.items else None
@@ -280,10 +293,14 @@ class EngineConnection:
         self.active.cancel()
 
     def _start_response(self, options: Event) -> None:
+        self.idle_from_ms, self.response_from = None, len(self.items)
         self.active = asyncio.ensure_future(stream_response(self, options))
 
     def response_finished(self) -> None:
         self.active = None
+        # The idle timeout counts from when the answer's audio has finished playing (it streams faster).
+        played = sum(self.audio_ms.get(item["id"], 0) for item in self.items[self.response_from:])
+        self.idle_from_ms = self.input_ms + played
 
     async def transcribed(self) -> None:
         """Wait for the transcripts of the utterances committed so far (the model hears them as it answers)."""

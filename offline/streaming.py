@@ -27,6 +27,9 @@ TEXT_CHUNK_CHARS = 8
 class Say:
     text: str
     sentences: AsyncIterator[str] | None = None  # an answer still being written (a language model's), said as it comes
+    # gpt-realtime-2 labels its assistant messages: "commentary" (a preamble said before a tool call) or
+    # "final_answer"; None for models that do not (the item then has no `phase`).
+    phase: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,8 @@ def _partial(item: Event, audio_ms: int) -> Tokens:
 async def _begin_item(host: ResponseHost, response: Event, index: int, item: Event, output: Say | Call) -> None:
     if isinstance(output, Say):
         item.update(type="message", role="assistant", content=[])
+        if output.phase:
+            item["phase"] = output.phase
     else:
         item.update(type="function_call", name=output.name, call_id=new_id("call"), arguments="")
     response["output"].append(item)

@@ -40,14 +40,7 @@ def session_update(
     """The `session.update` that configures audio, transcription, VAD, persona and tools; on GA with a
     history limit, the service drops the oldest items past it (keeping 80% so its cache survives)."""
     transcription = {"model": voice.transcription_model, "language": voice.transcription_language}
-    vad = {
-        "type": "server_vad",
-        "threshold": voice.vad_threshold,
-        "prefix_padding_ms": voice.vad_prefix_padding_ms,
-        "silence_duration_ms": voice.vad_silence_ms,
-        "create_response": True,
-        "interrupt_response": True,
-    }
+    vad = turn_detection(voice, dialect)
     if dialect == "preview":
         session: Event = {
             "modalities": ["text", "audio"],
@@ -58,23 +51,57 @@ def session_update(
             "input_audio_transcription": transcription,
             "turn_detection": vad,
         }
+        if voice.noise_reduction:  # beta SessionUpdateEvent.session.input_audio_noise_reduction
+            session["input_audio_noise_reduction"] = noise_reduction(voice)
     else:
         pcm = {"type": "audio/pcm", "rate": 24000}
         session = {
             "type": "realtime",
             "output_modalities": ["audio"],
-            "instructions": voice.instructions,
+            # The service answers an idle timeout by itself, guided only by the session's instructions.
+            "instructions": voice.instructions + (voice.idle_check_in if "idle_timeout_ms" in vad else ""),
             "audio": {
                 "input": {"format": pcm, "transcription": transcription, "turn_detection": vad},
                 "output": {"format": pcm, "voice": voice.voice},
             },
         }
+        if voice.noise_reduction:  # RealtimeAudioConfigInput.noise_reduction
+            session["audio"]["input"]["noise_reduction"] = noise_reduction(voice)
+        if voice.reasoning_effort:  # RealtimeSessionCreateRequest.reasoning (RealtimeReasoning.effort)
+            session["reasoning"] = {"effort": voice.reasoning_effort}
         if history_tokens:
             session["truncation"] = {"type": "retention_ratio", "retention_ratio": 0.8,
                                      "token_limits": {"post_instructions": history_tokens}}
     session["tools"] = tools
     session["tool_choice"] = "auto"
     return {"type": "session.update", "session": session}
+
+
+def turn_detection(voice: VoiceSettings, dialect: Dialect) -> Event:
+    """Server VAD (silence ends a turn) or semantic VAD (meaning does), as the SDK's
+    realtime_audio_input_turn_detection.py types them: semantic VAD takes `eagerness` and none of server
+    VAD's tuning; `idle_timeout_ms` is server VAD's and GA's only (the preview session has no such field)."""
+    if voice.turn_detection == "semantic_vad":
+        vad: Event = {"type": "semantic_vad", "create_response": True, "interrupt_response": True}
+        if voice.vad_eagerness:
+            vad["eagerness"] = voice.vad_eagerness
+        return vad
+    vad = {
+        "type": "server_vad",
+        "threshold": voice.vad_threshold,
+        "prefix_padding_ms": voice.vad_prefix_padding_ms,
+        "silence_duration_ms": voice.vad_silence_ms,
+        "create_response": True,
+        "interrupt_response": True,
+    }
+    if voice.idle_timeout_ms and dialect == "ga":
+        vad["idle_timeout_ms"] = voice.idle_timeout_ms
+    return vad
+
+
+def noise_reduction(voice: VoiceSettings) -> Event | None:
+    """`{"type": "near_field" | "far_field"}`, or null, which the service documents as "turned off"."""
+    return None if voice.noise_reduction == "off" else {"type": voice.noise_reduction}
 
 
 def user_text_item(text: str) -> Event:
@@ -120,6 +147,7 @@ def content_text(content: list[Event]) -> str:
 # What each handled server event must carry; an event without it is dropped at the edge with one log line.
 REQUIRED: dict[str, tuple[str, ...]] = {
     "conversation.item.added": ("item",),
+    "input_audio_buffer.timeout_triggered": ("item_id",),
     "conversation.item.input_audio_transcription.completed": ("item_id",),
     "conversation.item.input_audio_transcription.failed": ("item_id",),
     "response.created": ("response",),

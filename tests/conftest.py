@@ -51,6 +51,7 @@ class ScriptedAssistant:
         self.rules = rules or {}
         self.contexts: list[ResponseContext] = []
         self.answered: set[str] = set()
+        self.result_phase: str | None = None  # the `phase` of what it says after a tool's output
 
     async def respond(self, context: ResponseContext) -> list[Say | Call]:
         """Like a model, answer everything new since the last response (messages and tool outputs)."""
@@ -61,7 +62,7 @@ class ScriptedAssistant:
                 continue
             self.answered.add(item["id"])
             if item["type"] == "function_call_output":
-                outputs.append(Say(f"result:{item['output']}"))
+                outputs.append(Say(f"result:{item['output']}", phase=self.result_phase))
             elif item["type"] == "message" and item.get("role") == "user":
                 text = "".join(p.get("text") or p.get("transcript") or "" for p in item.get("content", []))
                 outputs += self._answer(text)
