@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mcp import ClientSession, StdioServerParameters, stdio_client
@@ -265,4 +265,4 @@ def app_toolbox(settings: Settings) -> Toolbox:
     ready = [link for link in hub.links if not link.problem]
     log.info("MCP: %d of %d servers ready, %d tools", len(ready), len(hub.links), len(tools.names()) -
              len(registry.names()))
-    return Toolbox(tools, toolbox.context, toolbox.timeout, hub)
+    return replace(toolbox, registry=tools, servers=hub)

@@ -202,10 +202,12 @@ class Toolbox:
     context: ToolContext
     timeout: float = Settings.tool_timeout  # per call, unless the tool sets its own
     servers: ToolServers | None = None  # where tools beyond the built-in ones come from
+    update_after: float = Settings.tool_update_seconds  # a call running this long earns a spoken update
 
     @classmethod
     def from_settings(cls, settings: Settings, tools: ToolRegistry | None = None) -> Toolbox:
-        return cls(tools or registry, ToolContext.from_settings(settings), settings.tool_timeout)
+        return cls(tools or registry, ToolContext.from_settings(settings), settings.tool_timeout,
+                   update_after=settings.tool_update_seconds)
 
     def get(self, name: str) -> Tool | None:
         return self.registry.get(name)

@@ -83,7 +83,7 @@ async def test_streamed_text_is_spoken_sentence_by_sentence():
         assert body["model"] == "stand-in" and body["stream"] is True
         assert body["messages"][0]["role"] == "system" and "get_weather" in body["messages"][0]["content"]
         assert last_message(body) == {"role": "user", "content": "こんにちは"}
-        assert {t["function"]["name"] for t in body["tools"]} == {"get_weather", "search_database"}
+        assert {t["function"]["name"] for t in body["tools"]} == {"get_weather", "search_database", "cancel_tool", "list_running_tools"}
     finally:
         await session.close()
         await server.stop()

@@ -48,7 +48,7 @@ async def test_session_update_per_dialect_and_text_turn(server, flavour):
             vad = cfg["audio"]["input"]["turn_detection"]
             assert (vad["threshold"], vad["silence_duration_ms"], vad["prefix_padding_ms"]) == (0.6, 700, 300)
             assert cfg["audio"]["input"]["transcription"]["language"] == "ja"
-        assert {t["name"] for t in cfg["tools"]} == {"get_weather", "search_database"}
+        assert {t["name"] for t in cfg["tools"]} == {"get_weather", "search_database", "cancel_tool", "list_running_tools"}
         assert session.transcript.messages() == [
             {"role": "user", "content": "こんにちは"},
             {"role": "assistant", "content": "echo:こんにちは"},

@@ -133,5 +133,6 @@ def servers_label(unavailable: dict[str, str]) -> str:
     return "".join(f"⚠️ MCP サーバー「{name}」は使えません（{why}）。\n\n" for name, why in unavailable.items())
 
 
+INFO_TITLE = "お知らせ"
 CANCEL_BUTTON = "選択したツールをキャンセル"
 CANCEL_HINT = "実行中の行を選んで「キャンセル」を押すと止められます（選ばなければ実行中のすべて）。"
