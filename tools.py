@@ -274,7 +274,7 @@ async def search_database(
     steps = max(1, min(SEARCH_STEPS, int(context.search_latency)))
     for step in range(1, steps + 1):
         await asyncio.sleep(context.search_latency / steps)
-        context.progress(step, steps, f"検索結果を確認しています（{step}/{steps}）")
+        context.progress(step, steps, "検索結果を確認しています")
     return result.to_dict()
 
 

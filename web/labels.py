@@ -135,4 +135,4 @@ def servers_label(unavailable: dict[str, str]) -> str:
 
 INFO_TITLE = "お知らせ"
 CANCEL_BUTTON = "選択したツールをキャンセル"
-CANCEL_HINT = "実行中の行を選んで「キャンセル」を押すと止められます（選ばなければ実行中のすべて）。"
+CANCEL_HINT = "実行中の行を選んでから「選択したツールをキャンセル」を押すと止められます（選ばなければ実行中のすべて）。"
