@@ -95,10 +95,12 @@ class Conversation:
             return
         self._closed = True
         await self.calls.close()
-        await self.link.close()
+        # The gate stops before the link closes: while the close awaits, a queued request's send would fail
+        # and the gate would retry it at once, forever, without yielding (a reset with a request waiting hung).
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.link.close()
         self.turns.close()
         self.feed.close()
 

@@ -45,6 +45,12 @@ async def get_current_time(city: str) -> str:
     return f"{city}: 12:00"
 
 
+@server.tool()
+async def server_pid() -> int:
+    """The server process's id (a test stops the process to see it restarted)."""
+    return os.getpid()
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "http":
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))

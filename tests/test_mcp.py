@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -196,3 +198,24 @@ def test_a_bad_server_is_one_log_line_without_traceback_or_secret(tmp_path, capl
     failures = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "mcp_tools"]
     assert len(failures) == 2 and all(r.exc_info is None for r in failures), [r.getMessage() for r in failures]
     assert TOKEN not in caplog.text and "Traceback" not in caplog.text
+
+
+def test_a_dead_stdio_server_is_started_again_on_the_next_call(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"slow": {"command": sys.executable, "args": [str(SERVER)]}}}),
+                      encoding="utf-8")
+    toolbox = app_toolbox(Settings(mcp_config=str(config)))
+    pid_tool = toolbox.get("server_pid")
+    try:
+        first = asyncio.run(pid_tool.run({}, toolbox.context))["result"]  # the SDK's structured result
+        os.kill(first, signal.SIGKILL)  # the server process this test's app started
+        second = asyncio.run(pid_tool.run({}, toolbox.context))["result"]
+        assert second != first
+        assert asyncio.run(pid_tool.run({}, toolbox.context))["result"] == second  # one session again, kept
+    finally:
+        toolbox.close()
+    lines = [r for r in caplog.records if r.name == "mcp_tools" and r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in lines] == ["MCP サーバー「slow」(python3.11) との接続が切れていました。再起動します"
+                                               .replace("python3.11", Path(sys.executable).name)]
+    assert not [r for r in caplog.records if r.exc_info]
