@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +31,17 @@ class ServerConfig:
     command: str = ""
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # may carry tokens too
-    url: str = ""
+    url: str = field(default="", repr=False)  # may carry a key in its query or credentials
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     background: bool = False  # its tools answer "started" at once and tell the result later
 
     @property
     def where(self) -> str:
-        """A secret-free description for the log: the command's name or the URL without its query."""
-        return self.url.split("?", 1)[0] if self.url else Path(self.command).name
+        """A secret-free description for the log: the command's name, or the URL without credentials or query."""
+        if not self.url:
+            return Path(self.command).name
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 def expand(value: str, environ: Mapping[str, str]) -> str:
