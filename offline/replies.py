@@ -195,6 +195,13 @@ def cancelled_reply(tool: str, language: Language = "ja") -> str:
     return f"{_STARTED_JA.get(tool, '処理')}を中止しました。"
 
 
+def cancel_tool_reply(result: dict, language: Language = "ja") -> str:
+    """The cancel tool's answer: what it stopped, or that nothing was running."""
+    if result.get("cancelled"):
+        return "Stopping it." if language == "en" else "中止します。"
+    return "Nothing is running right now." if language == "en" else "いま実行中の処理はありません。"
+
+
 def voice_not_transcribed_reply(reason: str = "", language: Language = "ja") -> str:
     """A voice turn that could not be transcribed; `reason` (Japanese) says why recognition is unavailable."""
     if language == "en":

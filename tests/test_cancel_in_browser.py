@@ -35,7 +35,8 @@ def weather():
 
 def test_a_running_search_is_cancelled_from_the_page(app: BrowserApp, launch):
     if app.assistant is not None:
-        app.assistant.rules = {r"(\w+)について": lambda m: [call("search_database", query=m[1])]}
+        app.assistant.rules = {r"(\w+)について": lambda m: [call("search_database", query=m[1])],
+                               r"やめて": lambda m: [call("cancel_tool", tool="search_database")]}
     page, _ = open_page(launch(None), app.url)
 
     def search_rows() -> list[list[str]]:
@@ -66,6 +67,15 @@ def test_a_running_search_is_cancelled_from_the_page(app: BrowserApp, launch):
     cancel.click()
     wait_until(page, lambda: [r[3] for r in search_rows()] == ["キャンセル", "キャンセル"], 5,
                lambda: f"both searches show キャンセル: {tool_table(page)}")
+    # By voice or text, as the model's cancel_tool: 「やっぱり検索はやめて」.
+    send_text(page, "データについて調べて")
+    wait_until(page, lambda: len(search_rows()) == 3 and search_rows()[0][3].startswith("実行中"), 10,
+               lambda: f"a third search running: {tool_table(page)}")
+    send_text(page, "やっぱり検索はやめて")
+    wait_until(page, lambda: [r[3] for r in search_rows()] == ["キャンセル"] * 3, 10,
+               lambda: f"the third search cancelled by the model: {tool_table(page)}")
+    assert tool_table(page)[0][1] == "cancel_tool"
     if app.offline:  # the assistant tells it in words
-        wait_until(page, lambda: page.get_by_text("検索を中止しました。").count() >= 2, 10, "検索を中止しました twice")
+        wait_until(page, lambda: page.get_by_text("検索を中止しました。").count() >= 3, 10,
+                   "検索を中止しました three times")
     screenshot(page, f"{app.mode}-search-cancelled")
