@@ -15,8 +15,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr
 from dotenv import load_dotenv
 
+from mcp_tools import app_toolbox
 from settings import Settings, load_settings
-from tools import Toolbox
 from web.browsers import BrowserSessions
 from web.ice import ice_servers
 from web.page import build_ui
@@ -47,7 +47,7 @@ def make_registry(settings: Settings, debug: bool,
 
             engine = start_offline_engine(settings.offline)
         realtime = realtime.with_base_url(engine.url)
-    registry = BrowserSessions(lambda: realtime, tools=Toolbox.from_settings(settings),
+    registry = BrowserSessions(lambda: realtime, tools=app_toolbox(settings),
                                idle_timeout=settings.idle_timeout, debug=debug)
     return registry, engine
 

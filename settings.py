@@ -138,6 +138,8 @@ class Settings:
     search_db_path: Path = DEFAULT_SEARCH_DB
     forecast_url: str | None = None  # None: Open-Meteo's public API
     geocoding_url: str | None = None
+    mcp_config: str = ""  # a JSON file of MCP servers whose tools are offered too
+    tool_update_seconds: float = 10.0  # a tool still running this long earns a spoken update (0: never)
     # Browser sessions and voice
     idle_timeout: float = 600.0
     max_voice_sessions: int = 4
@@ -285,6 +287,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         search_db_path=Path(search_db) if search_db else base.search_db_path,
         forecast_url=env.text("OPEN_METEO_FORECAST_URL") or None,
         geocoding_url=env.text("OPEN_METEO_GEOCODING_URL") or None,
+        mcp_config=env.text("MCP_CONFIG"),
+        tool_update_seconds=env.number("TOOL_UPDATE_SECONDS", base.tool_update_seconds),
         idle_timeout=env.number("SESSION_IDLE_TIMEOUT_SECONDS", base.idle_timeout, minimum=1.0),
         max_voice_sessions=int(env.number("MAX_VOICE_SESSIONS", base.max_voice_sessions, minimum=1)),
         voice_time_limit=env.number("VOICE_SESSION_TIME_LIMIT_SECONDS", base.voice_time_limit, minimum=1.0),

@@ -12,8 +12,8 @@ import functools
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from typing import Annotated, Any, get_type_hints
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any, Protocol, get_type_hints
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
@@ -22,6 +22,7 @@ from services.weather import WeatherError, WeatherService
 from settings import Settings
 
 SUMMARY_CHARS = 80
+SEARCH_STEPS = 10  # progress reports over the search's slow wait
 ToolFunction = Callable[..., Awaitable[Any]]
 
 
@@ -30,12 +31,39 @@ class ToolError(Exception):
 
 
 @dataclass(frozen=True)
+class Progress:
+    """How far a running call is: `done` of `total` (None: unknown), and what it is doing."""
+
+    done: float
+    total: float | None = None
+    message: str = ""
+
+
+class RunningCalls(Protocol):
+    """The calls running in the caller's conversation, as a tool may see and stop them."""
+
+    def running_names(self) -> list[str]: ...
+
+    def cancel(self, name: str = "") -> list[str]: ...
+
+
+def _no_progress(_done: float, _total: float | None = None, _message: str = "") -> None:
+    return None
+
+
+@dataclass(frozen=True)
 class ToolContext:
-    """What tools run with: clients and knobs built once per app from the settings."""
+    """What tools run with: clients and knobs built once per app from the settings; the runner adds, per call,
+    where progress goes and the conversation's running calls."""
 
     weather: WeatherService
     knowledge: KnowledgeBase
     search_latency: float = 0.0
+    progress: Callable[[float, float | None, str], None] = field(default=_no_progress, repr=False)
+    calls: RunningCalls | None = field(default=None, repr=False)
+
+    def for_call(self, progress: Callable[[float, float | None, str], None], calls: RunningCalls) -> ToolContext:
+        return replace(self, progress=progress, calls=calls)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ToolContext:
@@ -145,6 +173,26 @@ class ToolRegistry:
     def __iter__(self) -> Iterator[Tool]:
         return iter(self._tools.values())
 
+    def add(self, tool: Tool) -> None:
+        """Offer a tool built elsewhere (an MCP server's)."""
+        self._tools[tool.name] = tool
+
+    def names(self) -> set[str]:
+        return set(self._tools)
+
+    def copy(self) -> ToolRegistry:
+        copy = ToolRegistry()
+        copy._tools = dict(self._tools)
+        return copy
+
+
+class ToolServers(Protocol):
+    """Tools that come from servers the app started (MCP): which are unavailable, and how to stop them."""
+
+    def unavailable(self) -> dict[str, str]: ...
+
+    def close(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class Toolbox:
@@ -153,16 +201,27 @@ class Toolbox:
     registry: ToolRegistry
     context: ToolContext
     timeout: float = Settings.tool_timeout  # per call, unless the tool sets its own
+    servers: ToolServers | None = None  # where tools beyond the built-in ones come from
+    update_after: float = Settings.tool_update_seconds  # a call running this long earns a spoken update
 
     @classmethod
     def from_settings(cls, settings: Settings, tools: ToolRegistry | None = None) -> Toolbox:
-        return cls(tools or registry, ToolContext.from_settings(settings), settings.tool_timeout)
+        return cls(tools or registry, ToolContext.from_settings(settings), settings.tool_timeout,
+                   update_after=settings.tool_update_seconds)
 
     def get(self, name: str) -> Tool | None:
         return self.registry.get(name)
 
     def schemas(self) -> list[dict[str, Any]]:
         return self.registry.schemas()
+
+    def unavailable(self) -> dict[str, str]:
+        """Tool servers that could not be started or died (name → reason), for the log and the page."""
+        return self.servers.unavailable() if self.servers else {}
+
+    def close(self) -> None:
+        if self.servers:
+            self.servers.close()
 
 
 registry = ToolRegistry()
@@ -211,5 +270,32 @@ async def search_database(
 ) -> dict[str, Any]:
     """社内ナレッジベース（AI・機械学習・データサイエンスなどの記事）を全文検索します。時間のかかる処理です。"""
     result = await asyncio.to_thread(context.knowledge.search, query, limit)
-    await asyncio.sleep(context.search_latency)  # the original app's slow database, kept so the flow is visible
+    # The original app's slow database, kept so the flow is visible; it reports how far it is.
+    steps = max(1, min(SEARCH_STEPS, int(context.search_latency)))
+    for step in range(1, steps + 1):
+        await asyncio.sleep(context.search_latency / steps)
+        context.progress(step, steps, "検索結果を確認しています")
     return result.to_dict()
+
+
+@tool()
+async def cancel_tool(
+    context: ToolContext,
+    tool: Annotated[str, Field(description="止めるツールの名前（空なら実行中のすべて）")] = "",
+) -> dict[str, Any]:
+    """実行中のツール（時間のかかる検索など）を中止します。ユーザーが「やっぱり検索はやめて」のように頼んだときに使います。
+    tool を空にすると実行中のすべてを中止します。結果の cancelled は中止したもの、running はまだ実行中のものです。"""
+    if context.calls is None:
+        return {"cancelled": [], "running": []}
+    running = context.calls.running_names()
+    if tool and tool not in running:
+        return {"cancelled": [], "running": running, "message": f"「{tool}」は実行中ではありません。"}
+    cancelled = context.calls.cancel(tool)
+    return {"cancelled": cancelled, "running": [name for name in context.calls.running_names()
+                                                if name not in cancelled]}
+
+
+@tool()
+async def list_running_tools(context: ToolContext) -> dict[str, Any]:
+    """いま実行中のツールの名前を返します。何が動いているかを聞かれたときや、止める前の確認に使います。"""
+    return {"running": context.calls.running_names() if context.calls else []}

@@ -24,6 +24,7 @@ from conversation.link import ConnectionState, ServiceLink
 from conversation.tool_runner import CallStatus
 from conversation.transcript import Item, Transcript
 from conversation.turns import Turn, Turns
+from conversation.updates import ToolUpdates
 from conversation.usage import TurnKind, meter_for
 from conversation.voice import VoiceChannel
 from realtime import dialect
@@ -47,6 +48,8 @@ class Conversation:
         self.link = ServiceLink(settings, self, self.feed.changed, self.gate.wait_quiet, debug)
         self.calls = FunctionCalls(tools, self.transcript, self.turns, self, self.feed.changed)
         self.tools = self.calls.runner
+        self.tool_updates = ToolUpdates(self.tools, self.gate, tools.update_after, settings.voice.instructions,
+                                        lambda: self.link.up)
         self._tool_schemas = tools.schemas()
         self.voice = VoiceChannel(self.transcript, self.link.send)
         self.usage = meter_for(settings)
@@ -84,6 +87,7 @@ class Conversation:
         self._tasks = [
             asyncio.create_task(self.link.run(), name="realtime link"),
             asyncio.create_task(self.gate.run(), name="response gate"),
+            asyncio.create_task(self.tool_updates.run(), name="tool updates"),
         ]
 
     async def close(self) -> None:
@@ -92,10 +96,12 @@ class Conversation:
             return
         self._closed = True
         await self.calls.close()
-        await self.link.close()
+        # The gate stops before the link closes: while the close awaits, a queued request's send would fail
+        # and the gate would retry it at once, forever, without yielding (a reset with a request waiting hung).
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.link.close()
         self.turns.close()
         self.feed.close()
 
@@ -229,7 +235,7 @@ class Conversation:
                 item.sent = True
         tool_choice = None if request.tools_allowed else "none"
         await self.link.send(dialect.response_create(request.request_id, tool_choice, self.voice_attached,
-                                                     self.settings.dialect))
+                                                     self.settings.dialect, request.instructions))
 
     def _give_up(self, request: Request) -> None:
         self.turns.given_up(request.causes)

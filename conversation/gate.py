@@ -39,6 +39,7 @@ class Request:
     request_id: str = ""
     attempts: int = 0
     prepared: bool = False  # what must precede it on the wire (the message itself) was sent
+    instructions: str = ""  # for this response only (a spoken update while a tool runs)
 
     def merge(self, other: Request) -> None:
         self.causes |= other.causes
@@ -71,10 +72,10 @@ class ResponseGate:
         self._quiet.set()
 
     def request(self, causes: Iterable[str] = (), *, tools_allowed: bool = True, separate: bool = False,
-                first: bool = False) -> None:
+                first: bool = False, instructions: str = "") -> None:
         """Ask for a response; a mergeable request joins the last waiting mergeable one; `first` goes before
         every waiting one (a response lost to a drop is asked again in its place)."""
-        new = Request(set(causes), tools_allowed, separate)
+        new = Request(set(causes), tools_allowed, separate, instructions=instructions)
         last = self._queue[-1] if self._queue else None
         if first:
             self._queue.appendleft(new)
@@ -163,6 +164,11 @@ class ResponseGate:
         if self._active is None:
             self._active = "?"
         self._changed()
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing active, in flight or queued, and the user is not speaking."""
+        return self._quiet.is_set()
 
     async def wait_quiet(self) -> None:
         """Until nothing is active, in flight, queued, and the user is not speaking."""

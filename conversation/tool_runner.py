@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from tools import Toolbox, ToolError
+from tools import Progress, Toolbox, ToolError
+
+# Tools that manage the other calls: never cancelled by "cancel everything", never listed as running work.
+CONTROL_TOOLS = frozenset({"cancel_tool", "list_running_tools"})
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ class ToolCall:
     finished_at: float | None = None
     summary: str = ""
     output: str = ""
+    progress: Progress | None = None  # the latest the tool reported while running
+    cancel_requested: bool = False  # by the user or the model (not the end of the session)
 
     def elapsed(self, now: float | None = None) -> float:
         return (self.finished_at or now or time.time()) - self.started_at
@@ -92,8 +97,9 @@ class ToolRunner:
             if tool is None:
                 raise ToolError(f"「{call.name}」というツールはありません。")
             arguments = tool.parse(call.arguments)
+            context = self._tools.context.for_call(lambda *report: self._progress(call, *report), self)
             async with asyncio.timeout(timeout):
-                result = await tool.run(arguments, self._tools.context)
+                result = await tool.run(arguments, context)
             self._finish(call, CallStatus.DONE, {"status": "completed", "result": result}, tool.summarize(result))
         except ToolError as exc:
             self._finish(call, CallStatus.FAILED, {"status": "failed", "error": str(exc)}, str(exc))
@@ -101,8 +107,12 @@ class ToolRunner:
             message = f"{timeout:g}秒以内に終わらなかったため中止しました。"
             self._finish(call, CallStatus.TIMEOUT, {"status": "timeout", "error": message}, message)
         except asyncio.CancelledError:
-            self._finish(call, CallStatus.CANCELLED, {"status": "cancelled"}, "セッション終了のため中止しました")
-            raise
+            if not call.cancel_requested:
+                self._finish(call, CallStatus.CANCELLED, {"status": "cancelled"}, "セッション終了のため中止しました")
+                raise
+            # Stopped on request: the call still ends normally, so the model is told it was cancelled.
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            self._finish(call, CallStatus.CANCELLED, {"status": "cancelled", "reason": "cancelled on request"}, "")
         except Exception as exc:  # a bug in a tool must fail that call, not the session
             log.exception("tool %s crashed", call.name)
             message = f"ツールの実行中にエラーが発生しました（{type(exc).__name__}）。"
@@ -116,9 +126,32 @@ class ToolRunner:
         call.output = json.dumps(output, ensure_ascii=False, default=str)
         self._on_change(call)
 
+    def _progress(self, call: ToolCall, done: float, total: float | None = None, message: str = "") -> None:
+        if call.status is CallStatus.RUNNING:
+            call.progress = Progress(done, total, message or "")
+            self._on_change(call)
+
     @property
     def running(self) -> int:
         return len(self._tasks)
+
+    def running_names(self) -> list[str]:
+        """Names of the running calls (oldest first), without the control tools."""
+        return [self.calls[call_id].name for call_id in self._tasks if self.calls[call_id].name not in CONTROL_TOOLS]
+
+    def cancel(self, name: str = "", call_id: str = "") -> list[str]:
+        """Stop running calls: the one `call_id`, else those named `name`, else every one (the control tools
+        excepted). Each still ends once, as cancelled. Returns the names of the calls stopped."""
+        stopped = []
+        for running_id, task in list(self._tasks.items()):
+            call = self.calls[running_id]
+            chosen = running_id == call_id if call_id else (call.name == name if name else
+                                                              call.name not in CONTROL_TOOLS)
+            if chosen and not call.cancel_requested:
+                call.cancel_requested = True
+                task.cancel()
+                stopped.append(call.name)
+        return stopped
 
     async def cancel_all(self) -> None:
         """Cancel every running call and wait until none is left (session end)."""

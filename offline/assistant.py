@@ -87,6 +87,10 @@ class OfflineAssistant:
         status = output.get("status")
         if status == "started":
             return replies.started_reply(tool, language)
+        if status == "cancelled":
+            return replies.cancelled_reply(tool, language)
+        if status == "completed" and tool == "cancel_tool":
+            return replies.cancel_tool_reply(output.get("result", {}), language)
         if status == "completed" and tool == "get_weather":
             return replies.describe_weather(output.get("result", {}), language)
         if status == "completed" and tool == "search_database":

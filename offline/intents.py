@@ -12,10 +12,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["weather", "search", "greeting", "help", "thanks", "unknown"]
+Kind = Literal["weather", "search", "cancel", "greeting", "help", "thanks", "unknown"]
 Language = Literal["ja", "en"]
 
-TOOL_FOR_KIND: dict[str, str] = {"weather": "get_weather", "search": "search_database"}
+TOOL_FOR_KIND: dict[str, str] = {"weather": "get_weather", "search": "search_database", "cancel": "cancel_tool"}
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,11 @@ def _is_weather(low: str, language: Language) -> bool:
 # --- public ----------------------------------------------------------------------------------
 
 
+# 「やっぱり検索はやめて」: stop running tools (the search when it is named, else every one).
+_CANCEL = re.compile(r"(?:やめて|止めて|とめて|中止|キャンセル|^(?:please\s+)?(?:cancel|stop)\b)")
+_CANCEL_SEARCH = re.compile(r"(?:検索|調べ|search)")
+
+
 def route(text: str) -> Intent:
     """Classify one utterance; weather/search intents carry the tool-call arguments."""
     norm = normalize(text)
@@ -209,6 +214,8 @@ def route(text: str) -> Intent:
         return Intent("unknown", {}, language)
     if any(p.search(low) for p in _HELP):
         return Intent("help", {}, language)
+    if _CANCEL.search(low):
+        return Intent("cancel", {"tool": "search_database" if _CANCEL_SEARCH.search(low) else ""}, language)
     if _is_weather(low, language):
         place = _ja_place(norm) or _en_place(norm, low)  # mixed input: 「weather in 大阪」
         arguments = {"location": place} if place else {}

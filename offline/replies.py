@@ -188,6 +188,20 @@ def started_reply(tool: str, language: Language = "ja") -> str:
     return f"{_STARTED_JA.get(tool, '処理')}を開始しました。{_STARTED_TAIL}"
 
 
+def cancelled_reply(tool: str, language: Language = "ja") -> str:
+    """A call stopped on request (the page, the API or the cancel tool)."""
+    if language == "en":
+        return f"I've stopped {_STARTED_EN.get(tool, 'that')}."
+    return f"{_STARTED_JA.get(tool, '処理')}を中止しました。"
+
+
+def cancel_tool_reply(result: dict, language: Language = "ja") -> str:
+    """The cancel tool's answer: what it stopped, or that nothing was running."""
+    if result.get("cancelled"):
+        return "Stopping it." if language == "en" else "中止します。"
+    return "Nothing is running right now." if language == "en" else "いま実行中の処理はありません。"
+
+
 def voice_not_transcribed_reply(reason: str = "", language: Language = "ja") -> str:
     """A voice turn that could not be transcribed; `reason` (Japanese) says why recognition is unavailable."""
     if language == "en":

@@ -124,12 +124,15 @@ def create_item(item: Event) -> Event:
     return {"type": "conversation.item.create", "item": item}
 
 
-def response_create(request_id: str, tool_choice: str | None, audio: bool, dialect: Dialect) -> Event:
+def response_create(request_id: str, tool_choice: str | None, audio: bool, dialect: Dialect,
+                    instructions: str = "") -> Event:
     """A `response.create` tagged in metadata (so its `response.created` can be told from VAD's when
     the service echoes it); text-only when nobody is listening, since audio output costs far more."""
     response: Event = {"metadata": {"request_id": request_id}}
     if tool_choice:
         response["tool_choice"] = tool_choice
+    if instructions:  # for this response only; the session's own instructions stay as they are
+        response["instructions"] = instructions
     if not audio:
         response["modalities" if dialect == "preview" else "output_modalities"] = ["text"]
     return {"type": "response.create", "response": response}

@@ -68,6 +68,8 @@ def running_app(flavour: str = "azure-ga", assistant: ScriptedAssistant | None =
         yield RunningApp(f"http://127.0.0.1:{port}/", server, registry, assistant)
     finally:
         demo.close()
+        if registry.tools:  # MCP servers the app started end with it
+            registry.tools.close()
         time.sleep(0.1)
 
 

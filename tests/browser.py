@@ -285,11 +285,12 @@ def screenshot(page: Any, name: str) -> Path:
 
 
 def readme_screenshot(page: Any) -> Path:
-    """The README's picture: scrolled so the chat and the whole tool table are in the 1280x900 view."""
-    page.evaluate("""(label) => {
-      const block = [...document.querySelectorAll('.block')].filter(b => b.innerText.includes(label)).pop();
-      if (block) window.scrollBy(0, Math.max(0, block.getBoundingClientRect().bottom - window.innerHeight + 24));
-    }""", "ツールの実行状況")
+    """The README's picture: scrolled so the chat, the whole tool table and its cancel control are in the
+    1280x900 view."""
+    page.evaluate("""() => {
+      const control = document.querySelector('#cancel-tool');
+      if (control) window.scrollBy(0, Math.max(0, control.getBoundingClientRect().bottom - window.innerHeight + 24));
+    }""")
     page.wait_for_timeout(100)  # one frame for the scroll to paint
     README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(README_SCREENSHOT))

@@ -41,7 +41,7 @@ def test_building_and_serving_the_app_warns_nothing():
 def test_view_api_lists_exactly_the_documented_endpoints(app):
     client = Client(app.url, verbose=False)
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert set(endpoints) == {"/chat", "/tool_status", "/reset", "/usage", "/export"}
+    assert set(endpoints) == {"/chat", "/tool_status", "/cancel_tool", "/reset", "/usage", "/export"}
     chat = endpoints["/chat"]
     assert [(p["parameter_name"], p["python_type"]["type"]) for p in chat["parameters"]] == [("message", "str")]
     assert endpoints["/chat"]["returns"][0]["python_type"]["type"] == "str"

@@ -96,6 +96,12 @@ CASES: list[tuple[str, str, dict[str, str]]] = [
     ("history", "unknown", {}),
     ("", "unknown", {}),
     ("。。。", "unknown", {}),
+    # --- cancelling running tools
+    ("やっぱり検索はやめて", "cancel", {"tool": "search_database"}),
+    ("調べるのを中止して", "cancel", {"tool": "search_database"}),
+    ("全部キャンセルして", "cancel", {"tool": ""}),
+    ("cancel the search", "cancel", {"tool": "search_database"}),
+    ("stop", "cancel", {"tool": ""}),
 ]
 
 
@@ -122,6 +128,7 @@ def test_tool_names() -> None:
     assert route("東京の天気は？").tool == "get_weather"
     assert route("AIについて調べて").tool == "search_database"
     assert route("こんにちは").tool is None
+    assert route("やっぱり検索はやめて").tool == "cancel_tool"
 
 
 def test_intent_is_frozen() -> None:

@@ -27,6 +27,8 @@ from tools import Toolbox
 
 WEATHER = '{"location": "東京", "day": "today"}'
 
+BUILT_IN_TOOLS = {"get_weather", "search_database", "cancel_tool", "list_running_tools"}
+
 
 def last_message(body: dict[str, Any]) -> dict[str, Any]:
     return body["messages"][-1]
@@ -83,7 +85,7 @@ async def test_streamed_text_is_spoken_sentence_by_sentence():
         assert body["model"] == "stand-in" and body["stream"] is True
         assert body["messages"][0]["role"] == "system" and "get_weather" in body["messages"][0]["content"]
         assert last_message(body) == {"role": "user", "content": "こんにちは"}
-        assert {t["function"]["name"] for t in body["tools"]} == {"get_weather", "search_database"}
+        assert {t["function"]["name"] for t in body["tools"]} == BUILT_IN_TOOLS
     finally:
         await session.close()
         await server.stop()

@@ -12,6 +12,8 @@ from settings import RealtimeSettings
 
 FLAVOURS = ["azure-ga", "azure-preview", "openai"]
 
+BUILT_IN_TOOLS = {"get_weather", "search_database", "cancel_tool", "list_running_tools"}
+
 
 async def open_session(settings: RealtimeSettings) -> Conversation:
     session = Conversation(settings)
@@ -48,7 +50,7 @@ async def test_session_update_per_dialect_and_text_turn(server, flavour):
             vad = cfg["audio"]["input"]["turn_detection"]
             assert (vad["threshold"], vad["silence_duration_ms"], vad["prefix_padding_ms"]) == (0.6, 700, 300)
             assert cfg["audio"]["input"]["transcription"]["language"] == "ja"
-        assert {t["name"] for t in cfg["tools"]} == {"get_weather", "search_database"}
+        assert {t["name"] for t in cfg["tools"]} == BUILT_IN_TOOLS
         assert session.transcript.messages() == [
             {"role": "user", "content": "こんにちは"},
             {"role": "assistant", "content": "echo:こんにちは"},

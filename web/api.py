@@ -1,4 +1,5 @@
-"""The API for `gradio_client` callers: /chat, /tool_status and /reset, each on the caller's own conversation.
+"""The API for `gradio_client` callers: /chat, /tool_status, /cancel_tool and /reset, each on the caller's own
+conversation.
 
 A caller's Gradio session hash picks its conversation (the same registry the page uses), so one
 `Client` keeps one conversation across calls.
@@ -19,7 +20,7 @@ import gradio as gr
 
 from conversation.tool_runner import ToolCall
 from web.browsers import BrowserSessions
-from web.labels import ERROR_TITLE, call_status_label
+from web.labels import ERROR_TITLE, call_status_label, cancelled_label, progress_label
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,18 @@ def tool_rows(calls: Iterable[ToolCall], now: float | None = None) -> list[list[
         arguments = call.arguments
         if len(arguments) > ARGUMENT_CHARS:
             arguments = arguments[:ARGUMENT_CHARS - 1] + "…"
+        status, result = call_status_label(call.status), call.summary
+        if call.finished_at is None:  # while running: how far it is, and what it is doing
+            progress = call.progress
+            status += f" {progress_label(progress.done, progress.total)}" if progress else ""
+            result = progress.message if progress else ""
         rows.append([
             time.strftime("%H:%M:%S", time.localtime(call.started_at)),
             call.name,
             arguments,
-            call_status_label(call.status),
+            status,
             f"{call.elapsed(now):.1f}",
-            "" if call.finished_at is None else call.summary,
+            result,
         ])
     return rows
 
@@ -74,7 +80,8 @@ class ConversationApi:
 
     def register(self) -> set[str]:
         """Add the endpoints to the Blocks being built; returns their names (the documented API)."""
-        endpoints: dict[str, Callable] = {"chat": self.chat, "tool_status": self.tool_status, "reset": self.reset}
+        endpoints: dict[str, Callable] = {"chat": self.chat, "tool_status": self.tool_status, "reset": self.reset,
+                                          "cancel_tool": self.cancel_tool}
         for name, endpoint in endpoints.items():
             gr.api(endpoint, api_name=name, concurrency_limit=None)
         return set(endpoints)
@@ -108,6 +115,14 @@ class ConversationApi:
         """The tool calls of this conversation: started at, tool, arguments, status, elapsed seconds, result."""
         conversation = self.registry.peek(request.session_hash)
         return tool_rows(conversation.snapshot().calls) if conversation else []
+
+    def cancel_tool(self, tool: str, request: gr.Request) -> str:
+        """Stop the running calls of `tool` (empty: every running call) in this conversation; says how many."""
+        tool = tool.strip() if isinstance(tool, str) else ""
+        conversation = self.registry.peek(request.session_hash)
+        names = conversation.tools.cancel(tool) if conversation else []
+        log.info("cancelled %d running call(s) through the API", len(names))
+        return cancelled_label(names, tool)
 
     async def reset(self, request: gr.Request) -> str:
         """Start a new conversation (the current one, and its running tools, end)."""

@@ -65,6 +65,11 @@ class BrowserSessions:
         self._unplaced: dict[str, VoiceCall] = {}  # calls waiting for their page to say whose they are
         self._reaper: asyncio.Task | None = None
 
+    @property
+    def tools(self) -> Toolbox | None:
+        """The tools every conversation here is offered (None: the built-in defaults)."""
+        return self._tools
+
     def get(self, session_hash: str) -> Conversation:
         """The live conversation of this browser session, created (and connecting) on first use."""
         browser = self._browsers.setdefault(session_hash, BrowserSession())

@@ -109,3 +109,30 @@ def page_script(css: str) -> str:
             .replace("__PAGE_TEXT__", json.dumps(PAGE_TEXT, ensure_ascii=False))
             .replace("__PAGE_PREFIXES__", json.dumps(PAGE_PREFIXES, ensure_ascii=False))
             .replace("__PAGE_CSS__", json.dumps(css)))
+
+
+# Tool progress, cancelling and MCP servers (issue 18).
+def progress_label(done: float, total: float | None) -> str:
+    """「3/6」 when the tool counts in steps, 「50%」 when it reports a fraction or percentage, else 「3」."""
+    if total and total > 0:
+        if float(done).is_integer() and float(total).is_integer() and total > 1:
+            return f"{int(done)}/{int(total)}"
+        return f"{done / total:.0%}"
+    return f"{done:g}"
+
+
+def cancelled_label(names: list[str], asked: str) -> str:
+    """The answer of /cancel_tool and of the page's キャンセル button."""
+    if names:
+        return f"{len(names)}件のツールをキャンセルしました（{'、'.join(names)}）。"
+    return f"実行中の「{asked}」はありません。" if asked else "実行中のツールはありません。"
+
+
+def servers_label(unavailable: dict[str, str]) -> str:
+    """The page's line about MCP servers that cannot be used (empty when all work)."""
+    return "".join(f"⚠️ MCP サーバー「{name}」は使えません（{why}）。\n\n" for name, why in unavailable.items())
+
+
+INFO_TITLE = "お知らせ"
+CANCEL_BUTTON = "選択したツールをキャンセル"
+CANCEL_HINT = "実行中の行を選んでから「選択したツールをキャンセル」を押すと止められます（選ばなければ実行中のすべて）。"

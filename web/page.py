@@ -15,7 +15,16 @@ from conversation.conversation import Snapshot
 from settings import RealtimeSettings
 from web.api import TOOL_COLUMNS, ConversationApi, document_only, tool_rows, validate_message
 from web.browsers import BrowserSessions
-from web.labels import WARNING_TITLE, connection_label, page_script
+from web.labels import (
+    CANCEL_BUTTON,
+    CANCEL_HINT,
+    INFO_TITLE,
+    WARNING_TITLE,
+    cancelled_label,
+    connection_label,
+    page_script,
+    servers_label,
+)
 from web.usage_panel import UsageApi, usage_panel
 from web.voice import MEDIA_TIMEOUT_SECONDS, wire_voice
 
@@ -112,6 +121,27 @@ class PageEvents:
             rows = tool_rows(snapshot.calls)
             yield chat_view(snapshot.messages), rows, gr.update(visible=not rows), self.status(snapshot)
 
+    def select_call(self, event: gr.SelectData, request: gr.Request) -> str:
+        """A row of the tool table was clicked: remember which call it shows (rows move as calls start)."""
+        conversation = self.registry.peek(request.session_hash)
+        row = list(event.row_value or [])[:3]
+        for call in conversation.snapshot().calls if conversation else []:
+            if tool_rows([call])[0][:3] == row:
+                return call.call_id
+        return ""
+
+    def cancel_call(self, call_id: str, request: gr.Request) -> str:
+        """The キャンセル button: stop the selected call, or every running one when none is selected."""
+        conversation = self.registry.peek(request.session_hash)
+        if conversation is None:
+            names, asked = [], ""
+        else:
+            call = conversation.tools.calls.get(call_id)
+            names = conversation.tools.cancel(call_id=call_id) if call else conversation.tools.cancel()
+            asked = call.name if call else ""
+        gr.Info(cancelled_label(names, asked), title=INFO_TITLE)
+        return ""
+
     async def new_conversation(self, request: gr.Request) -> None:
         await self.registry.reset(request.session_hash)
 
@@ -162,6 +192,11 @@ def build_ui(
         table = gr.Dataframe(headers=TOOL_COLUMNS, label="ツールの実行状況（新しい順）", interactive=False,
                              wrap=True, value=[], row_count=0, elem_id="tools")
         no_tools = gr.Markdown(NO_TOOLS_YET)
+        with gr.Row(equal_height=True):
+            gr.Markdown(CANCEL_HINT)
+            cancel = gr.Button(CANCEL_BUTTON, variant="stop", size="sm", scale=0, min_width=200, elem_id="cancel-tool")
+        selected_call = gr.State("")
+        gr.Markdown(servers_label(registry.tools.unavailable() if registry.tools else {}), elem_id="tool-servers")
 
         wire_voice(voice, registry, max_voice_sessions, voice_time_limit, voice_media_timeout)
         demo.load(None, js=page_script(CSS))
@@ -169,6 +204,8 @@ def build_ui(
         demo.load(events.watch, outputs=[chatbot, table, no_tools, status], concurrency_limit=None,
                   show_progress="hidden")
         gr.on([text.submit, send.click], events.send, inputs=[text], outputs=[text], concurrency_limit=None)
+        table.select(events.select_call, outputs=[selected_call], concurrency_limit=None, show_progress="hidden")
+        cancel.click(events.cancel_call, inputs=[selected_call], outputs=[selected_call], concurrency_limit=None)
         # The chat's trash icon and the button both start a new conversation.
         gr.on([new_chat.click, chatbot.clear], events.new_conversation, concurrency_limit=None)
         with warnings.catch_warnings():  # Gradio 5.50's unload() passes its own deprecated show_api=False
