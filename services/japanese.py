@@ -4,7 +4,7 @@ Sudachi's `normalized_form()` maps orthographic variants and inflections to one 
 附属 → 付属, 走った → 走る). Each text gives two token streams: split mode C (long units: かつ丼 → カツ丼) and
 split mode A (short units: 付属品 → 付属 品). A query phrase matches either stream, so variants meet whichever
 way a word is compounded. Particles, auxiliaries, symbols and spaces are dropped from both sides, so
-「申込の方法」 and 「申し込み方法」 are the same phrase.
+「申込の方法」 and 「申し込み方法」 are the same phrase; so are light verbs and adjectives (する, できる, ない).
 """
 
 from __future__ import annotations
@@ -20,9 +20,14 @@ from typing import NamedTuple
 from sudachipy import Dictionary, SplitMode, Tokenizer
 
 DROPPED_POS = frozenset({"助詞", "助動詞", "補助記号", "空白"})
+# する・いる・ある・なる・できる, ない・よい: in almost every document, so they only blur a search.
+LIGHT_WORDS = frozenset({("動詞", "非自立可能"), ("形容詞", "非自立可能")})
 MAX_CHUNK_CHARS = 4000  # Sudachi refuses inputs over 49,149 bytes; 4000 chars is at most 16 KB of UTF-8
 MAX_QUERY_PHRASES = 16  # bounds the size of the generated match expression
-_WORD_SPLIT = re.compile(r"[\s、。，．,!?！？「」『』（）()\[\]{}【】・:：;；\"'`*^]+")
+LOCATE_CHARS = 2000  # how much of a document a snippet may analyse when no spelling of the query is in it
+_WORD_SPLIT = re.compile(r"[\s、。，．,!?！？「」『』（）()\[\]{}【】・:：;；]+")
+_QUERY_NOISE = re.compile(r"[\"'`*^]")  # search-syntax habits (機械"学習, 機械学習*): not word breaks
+_KANA = re.compile(r"[\u3040-\u30ff]+")
 _SENTENCE_END = re.compile(r"(?<=[。\n！？!?])")
 
 
@@ -78,7 +83,8 @@ class Analyser:
 
     def __init__(self) -> None:
         self._dictionary = Dictionary(dict="core")
-        self._dropped = self._dictionary.pos_matcher(lambda pos: pos[0] in DROPPED_POS)
+        self._dropped = self._dictionary.pos_matcher(
+            lambda pos: pos[0] in DROPPED_POS or pos[:2] in LIGHT_WORDS)
         self._local = threading.local()
 
     def _tokenizer(self) -> Tokenizer:
@@ -114,7 +120,7 @@ class Analyser:
     def phrases(self, query: str) -> list[Phrase]:
         """The query's phrases: its words, cut again wherever a particle or symbol stood."""
         phrases: dict[tuple[str, ...], Phrase] = {}
-        for word in _WORD_SPLIT.split(query):
+        for word in _WORD_SPLIT.split(_QUERY_NOISE.sub("", query)):
             for run in self._runs(word):
                 text = word[run[0].begin : run[-1].end]
                 long = tuple(w.token for w in run)
@@ -123,28 +129,47 @@ class Analyser:
                 # A lone kana (the し of 存在し) would anchor the snippet on any verb: real words only.
                 parts = _spellings(f for w in run for f in (w.surface, w.dictionary_form))
                 parts = tuple(f for f in parts if len(f) > 1 and f not in forms)
+                stems = _spellings(_stem(w.surface, w.dictionary_form) for w in run)
+                parts += tuple(f for f in stems if not _KANA.fullmatch(f))
                 phrases.setdefault(long, Phrase(short, long, forms, parts))
         return list(phrases.values())[:MAX_QUERY_PHRASES]
 
-    def locate(self, text: str, phrases: list[Phrase]) -> tuple[int, int] | None:
-        """Where a phrase occurs in a document's own text (start, length), for the snippet.
+    def locate(self, text: str, phrases: list[Phrase], title: str = "") -> tuple[int, int] | None:
+        """Where a phrase occurs in a document's own text (start, length), for the snippet; None if only in its title.
 
-        A plain find of the query's forms first; when the document writes the word differently (申し込み for 申込,
-        走ります for 走った), the first morpheme whose normalised form is a query token.
+        A plain find of the query's spellings first (NFKC and lower case on both sides); when the document writes
+        the word in yet another way, the first morpheme whose normalised form is a query token.
         """
-        folded = text.lower()
-        if len(folded) != len(text):  # a few letters change length when lowered: offsets would drift
-            folded = text
+        folded = _fold_same_length(text)
         for spellings in ([f for p in phrases for f in p.forms], [f for p in phrases for f in p.parts]):
             found = [(i, len(f)) for f in spellings if (i := folded.find(f)) >= 0]
             if found:
                 return min(found, key=lambda hit: (hit[0], -hit[1]))
+        heading = fold(title)
+        if any(f in heading for p in phrases for f in (*p.forms, *p.parts)):
+            return None  # a title or tag match: no need to analyse the body for it
         wanted = {t for p in phrases for t in (*p.short, *p.long)}
         for mode in (SplitMode.C, SplitMode.A):
-            for run in self._runs(text[:50_000], mode):  # bounded: a snippet is not worth analysing a book
+            for run in self._runs(text[:LOCATE_CHARS], mode):  # bounded: a snippet is not worth analysing a book
                 if word := next((w for w in run if w.token in wanted), None):
                     return word.begin, word.end - word.begin
         return None
+
+
+def _fold_same_length(text: str) -> str:
+    """`fold` character by character where it would change the length (ｶﾞ → ガ), so offsets stay the text's."""
+    folded = fold(text)
+    if len(folded) == len(text):
+        return folded
+    return "".join(f if len(f := fold(c)) == 1 else c for c in text)
+
+
+def _stem(surface: str, dictionary_form: str) -> str:
+    """What an inflected word shares with its dictionary form (走っ/走る → 走), to find 走ります as well."""
+    common = 0
+    while common < min(len(surface), len(dictionary_form)) and surface[common] == dictionary_form[common]:
+        common += 1
+    return surface[:common] if common < len(dictionary_form) else ""
 
 
 _shared: Analyser | None = None

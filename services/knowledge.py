@@ -1,7 +1,7 @@
 """The knowledge base: a folder of documents kept in an on-disk SQLite FTS5 index, searched in Japanese.
 
-Every document is indexed as Sudachi's normalised tokens (services/japanese.py) in `unicode61` columns and
-ranked by bm25(). The index is updated in place: a sync re-reads only files whose size or modification time
+Every document is indexed as Sudachi's normalised tokens (services/japanese.py) and ranked by BM25
+(services/index.py). The index is updated in place: a sync re-reads only files whose size or modification time
 changed, so a restart or a new file costs only what changed. `start_watching()` syncs every two seconds.
 """
 
@@ -13,12 +13,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from services.documents import Article, FileState, UnreadableFile, read_all, scan, split_tags
-from services.index import IndexWriter
+from services.index import Index, queries
 from services.japanese import Phrase, analyser
 
 log = logging.getLogger(__name__)
@@ -64,23 +63,6 @@ class Changes:
         return bool(self.added or self.changed or self.deleted or self.skipped)
 
 
-def _quote(tokens: Iterable[str]) -> str:
-    # A quoted FTS5 string is always a literal phrase, so user input can never inject syntax.
-    return '"' + " ".join(tokens).replace('"', '""') + '"'
-
-
-def match_expression(phrases: list[Phrase], operator: str) -> str:
-    """Each phrase matches the short-unit or the long-unit columns (附属品 ~ 付属 品, かつ丼 ~ カツ丼)."""
-    parts = []
-    for p in phrases:
-        if p.short == p.long or not p.short:
-            parts.append(_quote(p.long))
-        else:
-            short, long = _quote(p.short), _quote(p.long)
-            parts.append(f"({{title_short body_short}} : {short} OR {{title_long body_long}} : {long})")
-    return f" {operator} ".join(parts)
-
-
 def cut_snippet(body: str, match: tuple[int, int] | None) -> str:
     """A short window of the document's own text around the match, the match in 「」."""
     if match is None:
@@ -101,7 +83,7 @@ class KnowledgeBase:
     def __init__(self, db_path: Path, source_dir: Path | None = None) -> None:
         self.db_path = Path(db_path)
         self.source_dir = Path(source_dir) if source_dir is not None else None
-        self._writer = IndexWriter(self.db_path, str(self.source_dir.resolve()) if self.source_dir else "records")
+        self._index = Index(self.db_path, str(self.source_dir.resolve()) if self.source_dir else "records")
         self._lock = threading.Lock()
         self._seen: dict[str, FileState] | None = None  # the folder as the last sync left the index
         self._watcher: threading.Thread | None = None
@@ -117,7 +99,7 @@ class KnowledgeBase:
             return Changes()  # fast path: stat() calls only, no SQLite
         with self._lock:
             files = scan(self.source_dir)
-            known = self._writer.open()
+            known = self._index.open()
             gone = [source for source in known if source not in files]
             todo = sorted(source for source, state in files.items() if known.get(source, (0, None))[1] != state)
             if not gone and not todo:
@@ -127,21 +109,21 @@ class KnowledgeBase:
             if len(todo) >= 200:
                 log.info("ナレッジベースの索引を作っています: %d 件（%s）", len(todo), self.source_dir)
             for source in gone:
-                self._writer.delete(known[source][0])
+                self._index.delete(known[source][0])
             for done, (source, article) in enumerate(read_all(self.source_dir, todo), 1):
                 if source in known:
-                    self._writer.delete(known[source][0])
+                    self._index.delete(known[source][0])
                 if isinstance(article, UnreadableFile):
                     skipped += 1
                     log.warning("ナレッジベース: %s を読み飛ばしました（%s）", source, article)
-                    self._writer.add_skipped(source, files[source], str(article))
+                    self._index.add_skipped(source, files[source], str(article))
                 else:
-                    self._writer.add(article, files[source])
+                    self._index.add(article, files[source])
                 if time.monotonic() - last_note >= 5.0:
                     log.info("ナレッジベースの索引: %d / %d 件", done, len(todo))
                     last_note = time.monotonic()
-                    self._writer.commit()  # searches meanwhile see what is done so far
-            self._writer.commit()
+                    self._index.commit(final=False)  # searches meanwhile see what is done so far
+            self._index.commit()
             self._seen = files
             added = sum(1 for s in todo if s not in known)
             changes = Changes(added, len(todo) - added, len(gone), skipped)
@@ -156,12 +138,12 @@ class KnowledgeBase:
     def build_from_records(self, records: Iterable[Article]) -> None:
         """Write the index from in-memory records (benchmarks, prebuilt corpora), replacing what was there."""
         with self._lock:
-            self._writer.open(reset=True)
+            self._index.open(reset=True)
             for i, article in enumerate(records, 1):
-                self._writer.add(article, FileState(0, 0))
-                if i % 5000 == 0:
-                    self._writer.commit()
-            self._writer.commit()
+                self._index.add(article, FileState(0, 0))
+                if i % 20_000 == 0:
+                    self._index.commit(final=False)
+            self._index.commit()
 
     def start_watching(self, interval: float = WATCH_INTERVAL) -> None:
         """Sync now and then every `interval` seconds on a daemon thread, until `stop_watching()`."""
@@ -195,31 +177,23 @@ class KnowledgeBase:
             self.sync()
         limit = max(1, min(20, int(limit)))
         phrases = analyser().phrases(query or "")
-        if not phrases or not self.db_path.exists():
+        if not phrases:
             return SearchResult(query, (), 0, 0.0)
         start = time.perf_counter()
-        with closing(sqlite3.connect(f"{self.db_path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-            ranked = self._rank(conn, match_expression(phrases, "AND"), limit)
-            if not ranked and len(phrases) > 1:  # partial matches are more useful than nothing
-                ranked = self._rank(conn, match_expression(phrases, "OR"), limit)
-            ids = [r[0] for r in ranked]
-            sql = f"SELECT id, title, body, tags, date, source FROM documents WHERE id IN ({','.join('?' * len(ids))})"
-            rows = {r[0]: r[1:] for r in conn.execute(sql, ids)}
-        hits = tuple(self._hit(rows[i], -rank, phrases) for i, rank, _ in ranked)
+        ranked, total = [], 0
+        for stage in queries(phrases):  # partial matches are more useful than nothing
+            ranked, total = self._index.top(stage, limit)
+            if ranked:
+                break
+        rows = self._index.rows([doc_id for doc_id, _ in ranked])
+        hits = tuple(self._hit(rows[i], score, phrases) for i, score in ranked if i in rows)
         elapsed_ms = round((time.perf_counter() - start) * 1000, 3)
-        return SearchResult(query, hits, ranked[0][2] if ranked else 0, elapsed_ms)
-
-    @staticmethod
-    def _rank(conn: sqlite3.Connection, match: str, limit: int) -> list[tuple[int, float, int]]:
-        """Top (id, rank, total matches) rows; rank is bm25 with the title weighted ten times the body."""
-        sql = ("SELECT rowid, rank, count(*) OVER () FROM documents_fts WHERE documents_fts MATCH ?"
-               " ORDER BY rank LIMIT ?")
-        return conn.execute(sql, (match, limit)).fetchall()
+        return SearchResult(query, hits, total, elapsed_ms)
 
     @staticmethod
     def _hit(row: tuple, score: float, phrases: list[Phrase]) -> Hit:
         title, body, tags, date, source = row
-        snippet = cut_snippet(body, analyser().locate(body, phrases))
+        snippet = cut_snippet(body, analyser().locate(body, phrases, f"{title} {tags}"))
         # bm25 of very common terms is ~1e-6, so keep significant digits rather than decimals.
         return Hit(title, snippet, split_tags(tags), date, source, float(f"{score:.6g}"))
 

@@ -64,7 +64,7 @@ def sources(result: SearchResult) -> list[str]:
         ("附属品", "parts.md", "「付属品」"),  # the document writes it 付属品
         ("かつ丼", "lunch.md", "「カツ丼」"),
         ("AI", "lunch.md", "「ＡＩ」"),  # the document writes it full width
-        ("走った", "running.txt", "「走り」"),  # inflection: 走ります / 走りました
+        ("走った", "running.txt", "「走」"),  # inflection: the document says 走ります / 走りました
         ("在庫", "guide.html", "「在庫」"),
     ],
 )

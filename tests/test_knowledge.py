@@ -215,7 +215,8 @@ def test_build_from_records_and_prebuilt_db(tmp_path: Path) -> None:
     assert titles(kb.search("画素の集まり")) == ["画像の基礎"]
     with sqlite3.connect(kb.db_path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"documents", "documents_fts", "meta"} <= tables
+    assert {"documents", "meta"} <= tables
+    assert any(Path(f"{kb.db_path}.tantivy").iterdir())  # the term index lives beside the catalogue
 
 
 def test_corrupt_db_file_is_rebuilt(small_dir: Path, tmp_path: Path) -> None:
