@@ -1,7 +1,7 @@
 """Search latency (median and p95, top 10) over the shipped articles and a large synthetic corpus, and
 the index's build time and size per 10,000 documents.
 
-Usage: python benchmarks/bench_search.py [--rows 100000] [--runs 15]
+Usage: python benchmarks/bench_search.py [--rows 100000] [--runs 15] [--trigram]
 
 Two figures per query: `query_ms` is the time the KnowledgeBase reports itself (ranking, rows, snippets),
 `call_ms` is the wall time of the whole `search()` call (with the query's analysis and the folder check).
@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script from anywhere
 
+from benchmarks.trigram_search import TrigramSearch
 from services.documents import Article
 from services.knowledge import ARTICLES_DIR, KnowledgeBase
 
@@ -63,6 +64,11 @@ def synthetic_articles(rows: int, seed: int = 42) -> Iterator[Article]:
         yield Article(f"{noun()}と{noun()}の{noun()}", "".join(sentences), tags, "2024-01-01", f"synthetic/{i}")
 
 
+def disk_bytes(folder: Path, prefix: str) -> int:
+    """The catalogue, its journal and the term index beside it."""
+    return sum(p.stat().st_size for p in folder.rglob(f"{prefix}*") if p.is_file())
+
+
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1]
 
@@ -94,10 +100,30 @@ def bench(kb: KnowledgeBase, runs: int, groups: dict[str, list[str]]) -> None:
     print(f"  => all queries: median call_ms={statistics.median(everything):.3f}  p95={p95(everything):.3f}")
 
 
+def bench_trigram(tmp: Path, rows: int, runs: int, groups: dict[str, list[str]]) -> None:
+    """The same queries through the trigram search this one replaced (benchmarks/trigram_search.py)."""
+    start = time.perf_counter()
+    old = TrigramSearch(str(tmp / "trigram.sqlite3"), synthetic_articles(rows))
+    built_s, size_mb = time.perf_counter() - start, disk_bytes(tmp, "trigram") / 1e6
+    print(f"\ntrigram search, {rows} rows: built in {built_s:.1f} s, {size_mb:.0f} MB")
+    everything: list[float] = []
+    for group, queries in groups.items():
+        times = []
+        for q in queries:
+            for _ in range(runs):
+                start = time.perf_counter()
+                old.search(q, limit=10)
+                times.append((time.perf_counter() - start) * 1000)
+        everything += times
+        print(f"  -> {group:9} median ms={statistics.median(times):8.3f}  p95 ms={p95(times):8.3f}")
+    print(f"  => all queries: median ms={statistics.median(everything):.3f}  p95={p95(everything):.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="synthetic rows (0 to skip)")
     parser.add_argument("--runs", type=int, default=15, help="runs per query")
+    parser.add_argument("--trigram", action="store_true", help="also time the old trigram search on the same rows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         shipped = KnowledgeBase(Path(tmp) / "shipped.sqlite3", ARTICLES_DIR)
@@ -109,11 +135,14 @@ def main() -> None:
             synthetic = KnowledgeBase(Path(tmp) / "synthetic.sqlite3")
             start = time.perf_counter()
             synthetic.build_from_records(synthetic_articles(args.rows))
-            built_s, size_mb = time.perf_counter() - start, synthetic.db_path.stat().st_size / 1e6
+            built_s, size_mb = time.perf_counter() - start, disk_bytes(Path(tmp), "synthetic") / 1e6
             per = 10_000 / args.rows
             print(f"\n{args.rows} synthetic rows: built in {built_s:.1f} s, {size_mb:.0f} MB"
                   f" ({built_s * per:.1f} s and {size_mb * per:.1f} MB per 10,000 documents)")
-            bench(synthetic, args.runs, {**QUERIES, "rare": [*vocabulary()[:3], "量子化", "申込"]})
+            groups = {**QUERIES, "rare": [*vocabulary()[:3], "量子化", "申込"]}
+            bench(synthetic, args.runs, groups)
+            if args.trigram:
+                bench_trigram(Path(tmp), args.rows, args.runs, groups)
 
 
 if __name__ == "__main__":

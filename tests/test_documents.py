@@ -172,3 +172,14 @@ def test_the_folder_setting(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
     assert default.name == "knowledge" and any(default.glob("*.md"))
     assert load_settings({"KNOWLEDGE_DIR": str(tmp_path / "missing")}).knowledge_dir == default
     assert "KNOWLEDGE_DIR" in caplog.text
+
+
+def test_a_large_folder_logs_its_progress(folder: Path, kb: KnowledgeBase, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="services.knowledge")
+    for i in range(200):
+        write(folder, f"bulk/{i:03}.txt", f"連絡事項{i}\n\n第{i}回の定例会の議事録です。")
+    assert kb.sync().added == len(DOCUMENTS) + 200
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("索引を作っています" in line and f"{len(DOCUMENTS) + 200} 件" in line for line in lines), lines
+    assert any("追加 206" in line for line in lines), lines
+    assert kb.search("定例会", limit=20).total == 200
