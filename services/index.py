@@ -116,12 +116,12 @@ class Index:
 
     def add(self, article: Article, state: FileState) -> None:
         assert self._conn is not None
+        heading = f"{article.title}\n{', '.join(article.tags)}"
+        tokens = (*analyser().index_text(heading), *analyser().index_text(article.body))  # first: it may fail
         cursor = self._conn.execute(
             "INSERT INTO documents (source, size, mtime_ns, title, body, tags, date) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (article.source, state.size, state.mtime_ns, article.title, article.body, ", ".join(article.tags),
              article.date))
-        heading = f"{article.title}\n{', '.join(article.tags)}"
-        tokens = (*analyser().index_text(heading), *analyser().index_text(article.body))
         fields = dict(zip(FIELDS, tokens, strict=True))
         self._terms_writer().add_document(tantivy.Document(id=cursor.lastrowid, **fields))
 

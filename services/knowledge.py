@@ -113,12 +113,7 @@ class KnowledgeBase:
             for done, (source, article) in enumerate(read_all(self.source_dir, todo), 1):
                 if source in known:
                     self._index.delete(known[source][0])
-                if isinstance(article, UnreadableFile):
-                    skipped += 1
-                    log.warning("ナレッジベース: %s を読み飛ばしました（%s）", source, article)
-                    self._index.add_skipped(source, files[source], str(article))
-                else:
-                    self._index.add(article, files[source])
+                skipped += not self._add(source, article, files[source])
                 if time.monotonic() - last_note >= 5.0:
                     log.info("ナレッジベースの索引: %d / %d 件", done, len(todo))
                     last_note = time.monotonic()
@@ -130,6 +125,18 @@ class KnowledgeBase:
             log.info("ナレッジベースを更新しました: 追加 %d、変更 %d、削除 %d、読み飛ばし %d（%.1f 秒）",
                      changes.added, changes.changed, changes.deleted, changes.skipped, time.monotonic() - started)
             return changes
+
+    def _add(self, source: str, article: Article | UnreadableFile, state: FileState) -> bool:
+        """Index one file, or remember it as skipped with one log line; True if indexed."""
+        if isinstance(article, Article):
+            try:
+                self._index.add(article, state)
+                return True
+            except Exception as exc:  # the analyser failing on one text must not stop the rest
+                article = UnreadableFile(f"解析できません: {type(exc).__name__}")
+        log.warning("ナレッジベース: %s を読み飛ばしました（%s）", source, article)
+        self._index.add_skipped(source, state, str(article))
+        return False
 
     def ensure_built(self) -> bool:
         """Sync; True if anything in the index changed."""
@@ -160,11 +167,17 @@ class KnowledgeBase:
             self._watcher = None
 
     def _watch(self, interval: float) -> None:
+        failure = ""  # logged once, not every two seconds while it lasts
         while True:
             try:
                 self.sync()
-            except (sqlite3.Error, OSError) as exc:  # a full disk, a folder that went away: try again later
-                log.warning("ナレッジベースを更新できませんでした: %s", exc)
+                if failure:
+                    log.info("ナレッジベースの更新が再開しました")
+                failure = ""
+            except (sqlite3.Error, OSError) as exc:  # a full disk, an unwritable index: try again later
+                if str(exc) != failure:
+                    log.warning("ナレッジベースを更新できませんでした（次の確認で再試行します）: %s", exc)
+                failure = str(exc)
             self._first_sync.set()
             if self._stop.wait(interval):
                 return

@@ -262,7 +262,10 @@ def test_one_shared_knowledge_base_per_db_path(tmp_path: Path) -> None:
     kb = knowledge_base(tmp_path / "kb.sqlite3")
     assert kb.db_path == tmp_path / "kb.sqlite3" and kb.source_dir == SHIPPED
     assert knowledge_base(tmp_path / "kb.sqlite3") is kb  # one build lock per DB path
-    assert knowledge_base(tmp_path / "other.sqlite3") is not kb
+    other = knowledge_base(tmp_path / "other.sqlite3")
+    assert other is not kb
+    kb.stop_watching()
+    other.stop_watching()
 
 
 def test_db_path_comes_from_the_settings_and_defaults_outside_the_repo(tmp_path: Path) -> None:
