@@ -95,6 +95,11 @@ class KnowledgeBase:
         """Bring the index in line with the folder; reads only new and changed files."""
         if self.source_dir is None:
             return Changes()
+        if not self.source_dir.is_dir():  # an unplugged drive: keep the index rather than empty it
+            if self._seen is not None or not self.db_path.exists():
+                log.warning("ナレッジベースのフォルダが見つかりません: %s", self.source_dir)
+            self._seen = None
+            return Changes()
         if scan(self.source_dir) == self._seen and self.db_path.exists():
             return Changes()  # fast path: stat() calls only, no SQLite
         with self._lock:

@@ -183,3 +183,13 @@ def test_a_large_folder_logs_its_progress(folder: Path, kb: KnowledgeBase, caplo
     assert any("索引を作っています" in line and f"{len(DOCUMENTS) + 200} 件" in line for line in lines), lines
     assert any("追加 206" in line for line in lines), lines
     assert kb.search("定例会", limit=20).total == 200
+
+
+def test_a_folder_that_goes_away_keeps_the_index(folder: Path, kb: KnowledgeBase, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    kb.sync()
+    folder.rename(tmp_path / "unplugged")
+    assert kb.sync() == kb.sync()  # nothing deleted, and the warning is not repeated
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"ナレッジベースのフォルダが見つかりません: {folder}"]
+    assert sources(kb.search("納期")) == ["delivery.md"]
