@@ -37,6 +37,8 @@ IDLE_CHECK_IN = ("ユーザーがしばらく黙っているときは、急か�
                  "続けて話せるように短く促してください。")
 # Outside the repo on purpose: a runtime DB must never end up in a commit.
 DEFAULT_SEARCH_DB = Path(tempfile.gettempdir()) / "voice-assistant" / "knowledge.sqlite3"
+# The sample articles that ship with the app; KNOWLEDGE_DIR points the search at the user's own folder instead.
+DEFAULT_KNOWLEDGE_DIR = Path(__file__).resolve().parent / "data" / "knowledge"
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class Settings:
     tool_timeout: float = 60.0  # seconds a call may run; a tool's own `timeout=` wins
     search_latency: float = 20.0  # the original app's slow database, kept so the async flow is visible
     search_db_path: Path = DEFAULT_SEARCH_DB
+    knowledge_dir: Path = DEFAULT_KNOWLEDGE_DIR
     forecast_url: str | None = None  # None: Open-Meteo's public API
     geocoding_url: str | None = None
     mcp_config: str = ""  # a JSON file of MCP servers whose tools are offered too
@@ -285,6 +288,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tool_timeout=env.number("TOOL_TIMEOUT_SECONDS", base.tool_timeout, minimum=0.1),
         search_latency=env.number("SEARCH_LATENCY_SECONDS", base.search_latency),
         search_db_path=Path(search_db) if search_db else base.search_db_path,
+        knowledge_dir=_knowledge_dir(env),
         forecast_url=env.text("OPEN_METEO_FORECAST_URL") or None,
         geocoding_url=env.text("OPEN_METEO_GEOCODING_URL") or None,
         mcp_config=env.text("MCP_CONFIG"),
@@ -306,6 +310,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             twilio_auth_token=env.text("TWILIO_AUTH_TOKEN"),
         ),
     )
+
+
+def _knowledge_dir(env: _Environment) -> Path:
+    raw = env.text("KNOWLEDGE_DIR")
+    if not raw:
+        return DEFAULT_KNOWLEDGE_DIR
+    folder = Path(raw).expanduser()
+    if not folder.is_dir():
+        log.warning("KNOWLEDGE_DIR のフォルダ「%s」が見つからないため、同梱のサンプル記事を検索します"
+                    " (KNOWLEDGE_DIR=%r is not a folder; using the shipped articles)", raw, raw)
+        return DEFAULT_KNOWLEDGE_DIR
+    return folder
 
 
 def _offline_settings(env: _Environment) -> OfflineSettings:

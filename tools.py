@@ -68,7 +68,7 @@ class ToolContext:
     @classmethod
     def from_settings(cls, settings: Settings) -> ToolContext:
         return cls(WeatherService(settings.forecast_url, settings.geocoding_url),
-                   knowledge_base(settings.search_db_path), settings.search_latency)
+                   knowledge_base(settings.search_db_path, settings.knowledge_dir), settings.search_latency)
 
 
 def plain_summary(result: Any) -> str:
@@ -257,9 +257,11 @@ async def get_weather(
 
 
 def search_summary(result: dict[str, Any]) -> str:
+    """How many documents matched, and which ones (title and file), so the table shows where answers came from."""
     hits = result.get("hits") or []
-    titles = "、".join(h.get("title", "") for h in hits[:2])
-    return f"{result.get('total', len(hits))}件: {titles}" if hits else "該当なし"
+    names = "、".join(f"{h.get('title', '')}（{h['source']}）" if h.get("source") else h.get("title", "")
+                     for h in hits[:2])
+    return f"{result.get('total', len(hits))}件: {names}" if hits else "該当なし"
 
 
 @tool(long_running=True, summary=search_summary)
@@ -268,7 +270,10 @@ async def search_database(
     query: Annotated[str, Field(min_length=1, description="検索する話題やキーワード（例: 機械学習、音声認識）")],
     limit: Annotated[int, Field(ge=1, le=10, description="返す記事の最大数")] = 3,
 ) -> dict[str, Any]:
-    """社内ナレッジベース（AI・機械学習・データサイエンスなどの記事）を全文検索します。時間のかかる処理です。"""
+    """ナレッジベース（利用者の文書フォルダ。既定は AI・機械学習などのサンプル記事）を日本語の全文検索で調べます。
+    各結果の title・source（文書のファイル名）・snippet（一致した箇所）を見て答え、
+    答えの出典として文書名を伝えてください。
+    時間のかかる処理です。"""
     result = await asyncio.to_thread(context.knowledge.search, query, limit)
     # The original app's slow database, kept so the flow is visible; it reports how far it is.
     steps = max(1, min(SEARCH_STEPS, int(context.search_latency)))

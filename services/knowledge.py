@@ -1,47 +1,31 @@
-"""SQLite FTS5 (trigram) knowledge base built from a folder of Markdown/text articles."""
+"""The knowledge base: a folder of documents kept in an on-disk SQLite FTS5 index, searched in Japanese.
+
+Every document is indexed as Sudachi's normalised tokens (services/japanese.py) and ranked by BM25
+(services/index.py). The index is updated in place: a sync re-reads only files whose size or modification time
+changed, so a restart or a new file costs only what changed. `start_watching()` syncs every two seconds.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
-import hashlib
-import os
-import re
+import logging
 import sqlite3
 import threading
 import time
-import unicodedata
 from collections.abc import Iterable
-from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = "1"  # part of the fingerprint: bump it when schema or parsing change, to force rebuilds
-SCHEMA = """
-CREATE TABLE articles (id INTEGER PRIMARY KEY, title TEXT NOT NULL, body TEXT NOT NULL,
-                       tags TEXT NOT NULL, date TEXT NOT NULL, source TEXT NOT NULL);
--- External content: text is stored once in `articles`; the FTS table only holds the index.
-CREATE VIRTUAL TABLE articles_fts USING fts5(title, body, tags, content='articles',
-                                             content_rowid='id', tokenize='trigram');
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-SUFFIXES = {".md", ".markdown", ".txt"}
-MIN_FTS_CHARS = 3  # trigram FTS5 matches nothing for shorter terms; those go through instr()
-SNIPPET_CHARS = 32
-# LIKE folds ASCII case ~3x faster than lower()+instr(); for Japanese, instr() is the faster one.
-LIKE, INSTR = "(a.{c} LIKE :l{i} ESCAPE '\\')", "(instr(a.{c}, :t{i}) > 0)"
-BM25 = "bm25(articles_fts, 10.0, 1.0, 5.0) AS rank"  # column weights: title, body, tags
-SNIPPET = f"snippet(articles_fts, 1, '「', '」', '…', {SNIPPET_CHARS})"
-_SPLIT_RE = re.compile(r"[\s、。，．,.!?！？「」『』（）()\[\]{}【】・:：;；\"'`*^]+")
+from services.documents import Article, FileState, UnreadableFile, read_all, scan, split_tags
+from services.index import Index, queries
+from services.japanese import Phrase, analyser
 
+log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class Article:
-    title: str
-    body: str
-    tags: tuple[str, ...] = ()
-    date: str = ""
-    source: str = ""
+SNIPPET_CHARS = 40
+WATCH_INTERVAL = 2.0  # seconds between two scans of the folder
+FIRST_SYNC_WAIT = 10.0  # a search right after start waits this long for the first pass, then searches what is there
+ARTICLES_DIR = Path(__file__).resolve().parent.parent / "data" / "knowledge"
 
 
 @dataclass(frozen=True)
@@ -50,7 +34,7 @@ class Hit:
     snippet: str
     tags: tuple[str, ...]  # tuple, not list, so frozen Hits stay hashable
     date: str
-    source: str
+    source: str  # the document's file, relative to the folder: where the answer came from
     score: float  # higher is better
 
 
@@ -66,181 +50,178 @@ class SearchResult:
         return {"query": self.query, "total": self.total, "query_ms": self.query_ms, "hits": hits}
 
 
-def split_terms(query: str) -> list[str]:
-    """Lowercased, de-duplicated terms; NFKC first folds full-width "ＡＩ" and half-width kana."""
-    terms = [t.lower() for t in _SPLIT_RE.split(unicodedata.normalize("NFKC", query)) if t]
-    return list(dict.fromkeys(terms))[:16]  # bounds the size of the generated SQL
+@dataclass(frozen=True)
+class Changes:
+    """What one sync did."""
+
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    skipped: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.deleted or self.skipped)
 
 
-def _split_tags(tags: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in re.split(r"[,、，]", tags.strip("[]")) if t.strip())
-
-
-def parse_article(path: Path, source: str) -> Article:
-    text = path.read_text(encoding="utf-8-sig", errors="replace").replace("\r\n", "\n")
-    meta: dict[str, str] = {}
-    if text.startswith("---\n") and (end := text.find("\n---", 3)) != -1:
-        for key, sep, value in (line.partition(":") for line in text[4:end].splitlines()):
-            if sep:
-                meta[key.strip().lower()] = value.strip().strip("\"'")
-        text = text[end + 4 :].lstrip("-")
-    if not (title := meta.get("title", "")):  # user-added files: first Markdown heading, else the file name
-        heading = re.search(r"^#{1,6}\s+(.+)$", text, re.MULTILINE)
-        title = heading.group(1).strip() if heading else path.stem
-    date = meta.get("date") or dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
-    return Article(title, text.strip(), _split_tags(meta.get("tags", "")), date, source)
-
-
-def _cut_snippet(body: str, terms: list[str]) -> str:
-    """Hand-made snippet around the first term occurrence (FTS snippet() is unavailable there)."""
-    flat = " ".join(body.split())
-    found = [(i, t) for t in terms if (i := flat.lower().find(t)) >= 0]
-    if not found:
-        return flat[:SNIPPET_CHARS] + ("…" if len(flat) > SNIPPET_CHARS else "")
-    pos, term = min(found)
+def cut_snippet(body: str, match: tuple[int, int] | None) -> str:
+    """A short window of the document's own text around the match, the match in 「」."""
+    if match is None:
+        flat = " ".join(body[: SNIPPET_CHARS * 4].split())
+        return flat[:SNIPPET_CHARS] + ("…" if len(body) > SNIPPET_CHARS else "")
+    pos, length = match
     # A little context before the hit, but not across a sentence end (。).
-    start, stop = max(pos - SNIPPET_CHARS // 3, flat.rfind("。", 0, pos) + 1), pos + len(term)
-    end = min(len(flat), start + SNIPPET_CHARS + len(term))
-    head, tail = "…" * (start > 0), "…" * (end < len(flat))
-    return f"{head}{flat[start:pos]}「{flat[pos:stop]}」{flat[stop:end]}{tail}"
-
-
-def _to_hit(row: tuple, score: float, snip: str | None, terms: list[str]) -> Hit:
-    title, body, tags, date, source = row
-    snippet = " ".join(snip.split()) if snip else _cut_snippet(body, terms)
-    # bm25 of very common terms is ~1e-6, so keep significant digits rather than decimals.
-    return Hit(title, snippet, _split_tags(tags), date, source, float(f"{score:.6g}"))
+    start = max(pos - SNIPPET_CHARS // 3, body.rfind("。", 0, pos) + 1, body.rfind("\n", 0, pos) + 1)
+    stop, end = pos + length, min(len(body), pos + length + SNIPPET_CHARS - (pos - start))
+    head, tail = "…" * (start > 0), "…" * (end < len(body))
+    flat = [" ".join(part.split()) for part in (body[start:pos], body[pos:stop], body[stop:end])]
+    return f"{head}{flat[0]}「{flat[1]}」{flat[2]}{tail}"
 
 
 class KnowledgeBase:
-    """Searchable article DB. `source_dir=None` means a prebuilt DB that is never rebuilt."""
+    """Searchable documents. `source_dir=None`: an index written by `build_from_records`, never synced."""
 
     def __init__(self, db_path: Path, source_dir: Path | None = None) -> None:
         self.db_path = Path(db_path)
         self.source_dir = Path(source_dir) if source_dir is not None else None
+        self._index = Index(self.db_path, str(self.source_dir.resolve()) if self.source_dir else "records")
         self._lock = threading.Lock()
-        self._known_fingerprint: str | None = None
+        self._seen: dict[str, FileState] | None = None  # the folder as the last sync left the index
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._first_sync = threading.Event()
 
-    def _source_files(self) -> list[tuple[str, int, int]]:
-        if self.source_dir is None or not self.source_dir.is_dir():
-            return []
-        # Top-level scandir, not rglob: this runs before every query; DirEntry saves syscalls.
-        with os.scandir(self.source_dir) as it:
-            # README files document the folder itself; dotfiles are editor/OS litter.
-            names = [e for e in it if e.is_file() and not e.name.upper().startswith(("README", "."))]
-            entries = [e for e in names if os.path.splitext(e.name)[1].lower() in SUFFIXES]
-        return sorted((e.name, (st := e.stat()).st_size, st.st_mtime_ns) for e in entries)
+    # -- keeping the index current -------------------------------------------------------------------
+    def sync(self) -> Changes:
+        """Bring the index in line with the folder; reads only new and changed files."""
+        if self.source_dir is None:
+            return Changes()
+        if not self.source_dir.is_dir():  # an unplugged drive: keep the index rather than empty it
+            if self._seen is not None or not self.db_path.exists():
+                log.warning("ナレッジベースのフォルダが見つかりません: %s", self.source_dir)
+            self._seen = None
+            return Changes()
+        if scan(self.source_dir) == self._seen and self.db_path.exists():
+            return Changes()  # fast path: stat() calls only, no SQLite
+        with self._lock:
+            files = scan(self.source_dir)
+            known = self._index.open()
+            gone = [source for source in known if source not in files]
+            todo = sorted(source for source, state in files.items() if known.get(source, (0, None))[1] != state)
+            if not gone and not todo:
+                self._seen = files
+                return Changes()
+            started, skipped, last_note = time.monotonic(), 0, time.monotonic()
+            if len(todo) >= 200:
+                log.info("ナレッジベースの索引を作っています: %d 件（%s）", len(todo), self.source_dir)
+            for source in gone:
+                self._index.delete(known[source][0])
+            for done, (source, article) in enumerate(read_all(self.source_dir, todo), 1):
+                if source in known:
+                    self._index.delete(known[source][0])
+                skipped += not self._add(source, article, files[source])
+                if time.monotonic() - last_note >= 5.0:
+                    log.info("ナレッジベースの索引: %d / %d 件", done, len(todo))
+                    last_note = time.monotonic()
+                    self._index.commit(final=False)  # searches meanwhile see what is done so far
+            self._index.commit()
+            self._seen = files
+            added = sum(1 for s in todo if s not in known)
+            changes = Changes(added, len(todo) - added, len(gone), skipped)
+            log.info("ナレッジベースを更新しました: 追加 %d、変更 %d、削除 %d、読み飛ばし %d（%.1f 秒）",
+                     changes.added, changes.changed, changes.deleted, changes.skipped, time.monotonic() - started)
+            return changes
 
-    @staticmethod
-    def _fingerprint(files: list[tuple[str, int, int]]) -> str:
-        return hashlib.sha256(repr((SCHEMA_VERSION, files)).encode()).hexdigest()
+    def _add(self, source: str, article: Article | UnreadableFile, state: FileState) -> bool:
+        """Index one file, or remember it as skipped with one log line; True if indexed."""
+        if isinstance(article, Article):
+            try:
+                self._index.add(article, state)
+                return True
+            except Exception as exc:  # the analyser failing on one text must not stop the rest
+                article = UnreadableFile(f"解析できません: {type(exc).__name__}")
+        log.warning("ナレッジベース: %s を読み飛ばしました（%s）", source, article)
+        self._index.add_skipped(source, state, str(article))
+        return False
 
     def ensure_built(self) -> bool:
-        """Build or rebuild the DB if the source files changed. True if it (re)built."""
-        if self.source_dir is None:
-            return False
-        # Fast path: a few stat() calls, no SQLite open, once this process has seen the DB current.
-        if self._fingerprint(self._source_files()) == self._known_fingerprint and self.db_path.exists():
-            return False
-        with self._lock:
-            files = self._source_files()
-            fp = self._fingerprint(files)
-            try:
-                with closing(self._connect()) as conn:
-                    stored = conn.execute("SELECT value FROM meta WHERE key = 'fingerprint'").fetchone()
-            except sqlite3.Error:  # missing, corrupt or foreign file: just rebuild it
-                stored = None
-            if rebuilt := stored != (fp,):
-                self._write_db((parse_article(self.source_dir / f[0], f[0]) for f in files), fp)
-            self._known_fingerprint = fp
-            return rebuilt
+        """Sync; True if anything in the index changed."""
+        return bool(self.sync())
 
     def build_from_records(self, records: Iterable[Article]) -> None:
-        """Write the DB from in-memory records (benchmarks, tests, prebuilt corpora)."""
+        """Write the index from in-memory records (benchmarks, prebuilt corpora), replacing what was there."""
         with self._lock:
-            self._write_db(records, "records")
+            self._index.open(reset=True)
+            for i, article in enumerate(records, 1):
+                self._index.add(article, FileState(0, 0))
+                if i % 20_000 == 0:
+                    self._index.commit(final=False)
+            self._index.commit()
 
-    def _write_db(self, records: Iterable[Article], fingerprint: str) -> None:
-        # Build into a temp file and atomically swap it in: readers never see a half-built DB.
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{self.db_path}.{os.getpid()}-{threading.get_ident()}.tmp"  # unique per builder
-        try:
-            with closing(sqlite3.connect(tmp)) as conn:
-                conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
-                conn.executemany(
-                    "INSERT INTO articles (title, body, tags, date, source) VALUES (?, ?, ?, ?, ?)",
-                    ((a.title, a.body, ", ".join(a.tags), a.date, a.source) for a in records),
-                )
-                conn.execute("INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')")
-                conn.execute("INSERT INTO meta VALUES ('fingerprint', ?)", (fingerprint,))
-                conn.commit()
-            os.replace(tmp, self.db_path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+    def start_watching(self, interval: float = WATCH_INTERVAL) -> None:
+        """Sync now and then every `interval` seconds on a daemon thread, until `stop_watching()`."""
+        if self._watcher is None and self.source_dir is not None:
+            self._stop.clear()
+            self._watcher = threading.Thread(target=self._watch, args=(interval,), name="knowledge-watcher",
+                                             daemon=True)
+            self._watcher.start()
 
-    def _connect(self) -> sqlite3.Connection:
-        # One read-only connection per call: safe across threads, and never creates an empty DB.
-        return sqlite3.connect(f"{self.db_path.resolve().as_uri()}?mode=ro", uri=True)
+    def stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._stop.set()
+            self._watcher.join()
+            self._watcher = None
 
+    def _watch(self, interval: float) -> None:
+        failure = ""  # logged once, not every two seconds while it lasts
+        while True:
+            try:
+                self.sync()
+                if failure:
+                    log.info("ナレッジベースの更新が再開しました")
+                failure = ""
+            except (sqlite3.Error, OSError) as exc:  # a full disk, an unwritable index: try again later
+                if str(exc) != failure:
+                    log.warning("ナレッジベースを更新できませんでした（次の確認で再試行します）: %s", exc)
+                failure = str(exc)
+            self._first_sync.set()
+            if self._stop.wait(interval):
+                return
+
+    # -- searching -----------------------------------------------------------------------------------
     def search(self, query: str, limit: int = 5) -> SearchResult:
-        self.ensure_built()
+        if self._watcher is not None:
+            self._first_sync.wait(FIRST_SYNC_WAIT)
+        else:
+            self.sync()
         limit = max(1, min(20, int(limit)))
-        terms = split_terms(query or "")
-        if not terms:
+        phrases = analyser().phrases(query or "")
+        if not phrases:
             return SearchResult(query, (), 0, 0.0)
         start = time.perf_counter()
-        with closing(self._connect()) as conn:
-            ranked, match = self._rank(conn, terms, limit, "AND")
-            if not ranked and len(terms) > 1:  # partial matches are more useful than nothing
-                ranked, match = self._rank(conn, terms, limit, "OR")
-            # Text and snippets only for the top rows: computing them for every match is ~5x slower.
-            ids, qs = [r[0] for r in ranked], ",".join("?" * len(ranked))
-            sql = f"SELECT id, title, body, tags, date, source FROM articles WHERE id IN ({qs})"
-            rows = {r[0]: r[1:] for r in conn.execute(sql, ids)}
-            sql = f"SELECT rowid, {SNIPPET} FROM articles_fts WHERE articles_fts MATCH ? AND rowid IN ({qs})"
-            snippets = dict(conn.execute(sql, [match, *ids])) if match else {}
+        ranked, total = [], 0
+        for stage in queries(phrases):  # partial matches are more useful than nothing
+            ranked, total = self._index.top(stage, limit)
+            if ranked:
+                break
+        rows = self._index.rows([doc_id for doc_id, _ in ranked])
+        hits = tuple(self._hit(rows[i], score, phrases) for i, score in ranked if i in rows)
         elapsed_ms = round((time.perf_counter() - start) * 1000, 3)
-        hits = tuple(_to_hit(rows[i], score, snippets.get(i), terms) for i, score, _ in ranked)
-        return SearchResult(query, hits, ranked[0][2] if ranked else 0, elapsed_ms)
+        return SearchResult(query, hits, total, elapsed_ms)
 
     @staticmethod
-    def _rank(conn: sqlite3.Connection, terms: list[str], limit: int, mode: str) -> tuple[list[tuple], str]:
-        """Top (id, score, total) rows, plus the FTS5 match expression used ("" if none)."""
-        params: dict[str, object] = {"limit": limit}
-        scores: list[str] = []
-        conds: list[str] = []
-        cte = join = match = ""
-        if long_terms := [t for t in terms if len(t) >= MIN_FTS_CHARS]:
-            # A quoted FTS5 string is always a literal phrase, so user input can never inject syntax.
-            params["match"] = match = f" {mode} ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
-            cte = f"WITH m AS (SELECT rowid AS id, {BM25} FROM articles_fts WHERE articles_fts MATCH :match) "
-            join = ("JOIN" if mode == "AND" else "LEFT JOIN") + " m ON m.id = a.id"
-            scores.append("coalesce(-m.rank, 0)")
-            conds.append("m.id IS NOT NULL")
-        for i, term in enumerate(terms):
-            cased = term != term.upper()  # i.e. contains ASCII (or other cased) letters
-            params[f"t{i}"], params[f"l{i}"] = term, "%" + re.sub(r"[%_\\]", r"\\\g<0>", term) + "%"
-            title, body, tags = ((LIKE if cased else INSTR).format(c=c, i=i) for c in ("title", "body", "tags"))
-            # A title hit outweighs all else one term can add (bm25 saturates, tags 2, body max 4).
-            scores.append(f"{title} * 10")
-            if len(term) >= MIN_FTS_CHARS:
-                continue  # already matched and bm25-ranked through FTS5
-            conds.append(f"({title} OR {body} OR {tags})")
-            text = "lower(a.body)" if cased else "a.body"  # only matching rows pay for lower()
-            count = f"(length(a.body) - length(replace({text}, :t{i}, ''))) / {len(term)}"
-            scores.append(f"{tags} * 2 + min(8, {count}) * 0.5")
-        score, where = " + ".join(scores), f" {mode} ".join(conds)
-        sql = f"{cte}SELECT a.id, {score} AS score, count(*) OVER () FROM articles a {join} WHERE {where}"
-        return conn.execute(f"{sql} ORDER BY score DESC, a.id LIMIT :limit", params).fetchall(), match
-
-
-ARTICLES_DIR = Path(__file__).resolve().parent.parent / "data" / "knowledge"
+    def _hit(row: tuple, score: float, phrases: list[Phrase]) -> Hit:
+        title, body, tags, date, source = row
+        snippet = cut_snippet(body, analyser().locate(body, phrases, f"{title} {tags}"))
+        # bm25 of very common terms is ~1e-6, so keep significant digits rather than decimals.
+        return Hit(title, snippet, split_tags(tags), date, source, float(f"{score:.6g}"))
 
 
 @functools.cache
 def knowledge_base(db_path: Path, source_dir: Path = ARTICLES_DIR) -> KnowledgeBase:
-    """The knowledge base kept in `db_path`, built from the repo's articles.
+    """The app's knowledge base kept in `db_path` for `source_dir`, watched for changes from now on.
 
-    One instance per path, so every caller shares the build lock and the fast-path fingerprint.
+    One instance per path, so every caller shares the build lock and the one watcher.
     """
-    return KnowledgeBase(Path(db_path), source_dir)
+    base = KnowledgeBase(Path(db_path), Path(source_dir))
+    base.start_watching()
+    return base
