@@ -36,6 +36,7 @@ defaults
     timeout tunnel 1h
     timeout http-request 30s
     timeout http-keep-alive 10s
+    timeout check 5s
 
 frontend voice_assistant
     bind {host}:{port}
@@ -53,7 +54,7 @@ backend {BACKEND}
     cookie {COOKIE} insert indirect nocache httponly
     option httpchk GET /config
     http-check expect rstatus ^(2|3|401)
-    default-server check inter 1s fall 2 rise 2
+    default-server check inter 2s fall 3 rise 2
 {servers}"""
 
 

@@ -51,12 +51,22 @@ class ConversationRecord:
 
     def __init__(self, store: SharedStore, owner: str, ttl: float) -> None:
         self._store = store
+        self.owner = owner
         self._ttl = int(ttl)
+        self._stopped = False
         self.keys = [store.key("conv", owner, part) for part in ("items", "order", "usage")]
         self._written: dict[str, tuple] = {}
         self._order: list[str] = []
         self._responses = 0  # how many of the meter's responses are written
         self.pending = False
+        self._whole = False  # the next write replaces the whole record (Redis may have lost it while away)
+        self._rewrites = 0
+
+    def rewrite(self) -> None:
+        """Redis is back, perhaps empty after a restart: write everything again at the next change."""
+        self._written, self._order, self._responses = {}, [], 0
+        self._whole = self.pending = True
+        self._rewrites += 1
 
     async def restore(self, conversation: Conversation) -> int:
         """Put what Redis holds into a conversation that has not started yet; returns the items restored."""
@@ -89,20 +99,29 @@ class ConversationRecord:
         self._responses = len(meter.responses)
         return restored
 
+    def stop(self) -> None:
+        self._stopped = True
+
     async def write(self, conversation: Conversation) -> None:
         """Write what changed since the last successful write (all of it, in one transaction)."""
+        if self._stopped:
+            self.pending = False
+            return
         items = conversation.transcript.items
         changed = {i.item_id: i for i in items if self._written.get(i.item_id) != _signature(i)}
         order = [i.item_id for i in items]
         removed = [item_id for item_id in self._written if item_id not in set(order)]
         responses: list[ResponseUsage] = conversation.usage.responses[self._responses:]
-        if not changed and not removed and not responses and order == self._order:
+        if not changed and not removed and not responses and order == self._order and not self._whole:
             self.pending = False
             return
         items_key, order_key, usage_key = self.keys
+        whole, rewrites = self._whole, self._rewrites
 
         async def write(r):
             async with r.pipeline(transaction=True) as pipe:
+                if whole:
+                    pipe.delete(items_key, usage_key)
                 if changed:
                     pipe.hset(items_key, mapping={k: json.dumps(dataclasses.asdict(i), ensure_ascii=False)
                                                   for k, i in changed.items()})
@@ -118,8 +137,11 @@ class ConversationRecord:
 
         signatures = {k: _signature(i) for k, i in changed.items()}  # as written, not as they are after the await
         ok, _ = await self._store.run(write)
+        if rewrites != self._rewrites:  # Redis came back during this write: everything goes again
+            return
         self.pending = not ok
         if ok:
+            self._whole = False
             self._written.update(signatures)
             for item_id in removed:
                 self._written.pop(item_id, None)

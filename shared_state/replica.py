@@ -80,14 +80,19 @@ class SharedState:
         finally:
             self._live.pop(conversation, None)
 
-    def forget(self, owner: str) -> None:
-        """The owner ended the conversation (a new one, or closed when idle): no other replica may restore it."""
-        keys = ConversationRecord(self.store, owner, self._ttl).keys
-        self._spawn(self.store.delete(*keys), "forget a conversation")
+    async def forget(self, owner: str) -> None:
+        """The owner ended the conversation (a new one, or closed when idle): no other replica may restore it,
+        and the ended conversation's record writes nothing more."""
+        for record in self._live.values():
+            if record.owner == owner:
+                record.stop()
+        await self.store.delete(*ConversationRecord(self.store, owner, self._ttl).keys)
 
     def _store_changed(self, up: bool) -> None:
-        for conversation in list(self._live):
-            self._show_notice(conversation, not up)
+        for conversation, record in list(self._live.items()):
+            if up:
+                record.rewrite()
+            self._show_notice(conversation, not up)  # wakes the record's writer, too
 
     def _show_notice(self, conversation: Conversation, down: bool) -> None:
         link = conversation.link

@@ -139,7 +139,7 @@ class BrowserSessions:
         """Start a new conversation for this browser session (the old one is closed; a voice call moves over)."""
         await self.close(session_hash)
         if self._shared is not None:
-            self._shared.forget(session_hash)
+            await self._shared.forget(session_hash)
         return self.get(session_hash)
 
     # ---- voice calls ---------------------------------------------------------------------------
@@ -218,7 +218,7 @@ class BrowserSessions:
                     log.info("closing idle conversation")
                     await self.close(session_hash)
                     if self._shared is not None:
-                        self._shared.forget(session_hash)
+                        await self._shared.forget(session_hash)
 
     async def close_all(self) -> None:
         for session_hash in list(self._browsers):
