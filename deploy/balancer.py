@@ -1,13 +1,14 @@
-"""HAProxy in front of the app's replicas: its configuration, and its admin socket (drain, state, tables).
+"""HAProxy in front of the app's replicas: its configuration, and its admin socket (state, statistics, tables).
 
 Affinity: every request of one page or `gradio_client` must reach one replica (the WebRTC peer, the Gradio
 queue and the conversation live there). Gradio 5.50 names the session in three places, and HAProxy sticks on
-whichever the request has; browsers also get a cookie (it wins over the table, see HAProxy's `stick on`):
+whichever the request has:
 - the query of `GET /gradio_api/queue/data?session_hash=…`,
 - the path of `GET /gradio_api/heartbeat/<session_hash>`,
 - the JSON body of `POST /gradio_api/queue/join` and `POST /gradio_api/component_server` (the WebRTC offer),
   which HAProxy reads with `option http-buffer-request` and `json_query` (HAProxy ≥ 2.4).
-"""
+Browsers also get a cookie, used only by requests without a session hash (the page itself): the table wins,
+so the sessions moved off a restarted replica do not bounce back to it (a request split across two replicas)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ backend {BACKEND}
     stick-table type string len 64 size 100k expire 2h
     stick on var(txn.session)
     cookie {COOKIE} insert indirect nocache httponly
+    ignore-persist if {{ var(txn.session) -m found }}
     option httpchk GET /config
     http-check expect rstatus ^(2|3|401)
     default-server check inter 2s fall 3 rise 2
@@ -78,3 +80,12 @@ def sticky_sessions(socket_path: str) -> dict[str, str]:
         if "key" in fields and "server_key" in fields:
             sessions[fields["key"]] = fields["server_key"]
     return sessions
+
+
+def server_stats(socket_path: str) -> dict[str, dict[str, str]]:
+    """Server name → HAProxy's statistics row (`status`: UP/DOWN/MAINT…, `scur`: requests it is serving)."""
+    lines = admin(socket_path, "show stat").splitlines()
+    header = lines[0].lstrip("# ").split(",") if lines else []
+    rows = (dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line)
+    return {row["svname"]: row for row in rows if row.get("pxname") == BACKEND and row.get("svname") not in
+            ("FRONTEND", "BACKEND")}

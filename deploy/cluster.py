@@ -4,7 +4,7 @@
 
 Redis (`redis-server` from PATH, on a free loopback port) is started unless REDIS_URL is set; every replica
 gets REDIS_URL and the rest of this environment. Stays in the foreground; Ctrl-C or SIGTERM stops everything
-it started. SIGHUP restarts the replicas one by one (drain in HAProxy, stop, start, ready): the
+it started. SIGHUP restarts the replicas one by one (maintenance in HAProxy, stop, start, ready): the
 conversations go on, taken over from Redis by the other replicas.
 """
 
@@ -24,13 +24,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from balancer import BACKEND, admin, haproxy_config
+from balancer import BACKEND, admin, haproxy_config, server_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 READY_SECONDS = 180.0  # a replica's start (Gradio, the knowledge base) on a busy two-core machine
 STOP_SECONDS = 10.0
-DRAIN_SECONDS = 3.0  # what a drained replica gets to finish the requests it is serving
+DRAIN_SECONDS = 10.0  # what a replica being restarted gets to finish the requests it is serving
 
 
 def free_port() -> int:
@@ -140,15 +140,21 @@ class Cluster:
                  "haproxy", self.haproxy, 30)
 
     def restart_replicas(self) -> None:
-        """One at a time: new pages go elsewhere, the replica stops, its conversations move on (Redis)."""
+        """One at a time: the replica gets no new requests (its pages and clients go to the others, which take
+        their conversations over from Redis), finishes what it serves, stops, starts, and is back once HAProxy
+        sees it healthy."""
         for name in self.names:
             print(f"restarting {name}", flush=True)
-            admin(self.admin_socket, f"set server {BACKEND}/{name} state drain")
-            time.sleep(DRAIN_SECONDS)
+            admin(self.admin_socket, f"set server {BACKEND}/{name} state maint")
+            deadline = time.monotonic() + DRAIN_SECONDS  # a page's live stream never ends by itself: bounded
+            while server_stats(self.admin_socket)[name].get("scur") not in ("0", "") and time.monotonic() < deadline:
+                time.sleep(0.2)
             stop(self.apps[name])
             self.start_app(name)
             self.wait_app(name)
             admin(self.admin_socket, f"set server {BACKEND}/{name} state ready")
+            wait_for(lambda n=name: server_stats(self.admin_socket)[n].get("status", "").startswith("UP"),
+                     f"レプリカ {name}（HAProxy の確認）", self.apps[name], 30)
             print(f"{name} is back (pid {self.apps[name].pid})", flush=True)
 
     def stop_all(self) -> None:

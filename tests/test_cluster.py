@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import time
@@ -103,3 +104,29 @@ async def test_cluster_balances_limits_voice_and_survives_a_replica(tmp_path):
     # aiortc itself logs one when a refused call's stream closes (as in one process): nothing else may
     assert output.count("Traceback") == output.count("RTCRtpsender(audio) Traceback"), output
     assert not [pid for pid in cluster.pids if alive(pid)], "a process outlived the cluster"
+
+
+def test_a_rolling_restart_ends_no_conversation(tmp_path):
+    """SIGHUP restarts the replicas one by one; clients keep talking throughout and keep their context."""
+    cluster = start_cluster(tmp_path, start_realtime_server())
+    try:
+        clients = [Client(cluster.url, verbose=False) for _ in NAMES]
+        for client, name in zip(clients, NAMES, strict=True):
+            assert client.predict(f"私は{name}です", api_name="/chat") == f"echo:私は{name}です"
+        cluster.proc.send_signal(signal.SIGHUP)
+        rounds = 0
+        while "app2 is back" not in cluster.log.read_text(encoding="utf-8"):
+            assert cluster.proc.poll() is None and rounds < 200, cluster.log.read_text(encoding="utf-8")
+            for client in clients:  # every message during the restart is answered, in its own conversation
+                assert client.predict(f"途中{rounds}", api_name="/chat") == f"echo:途中{rounds}"
+            rounds += 1
+        said = "／".join(f"途中{n}" for n in range(rounds))
+        for client, name in zip(clients, NAMES, strict=True):
+            assert client.predict(RECALL, api_name="/chat") == f"覚えています:私は{name}です／{said}"
+    finally:
+        code = cluster.stop()
+    output = cluster.log.read_text(encoding="utf-8")
+    assert code == 0, output
+    assert "app1 is back" in output and "Traceback" not in output, output
+    restarted = [int(pid) for pid in re.findall(r"is back \(pid (\d+)\)", output)]
+    assert not [pid for pid in cluster.pids + restarted if alive(pid)], "a process outlived the cluster"
