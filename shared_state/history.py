@@ -4,6 +4,8 @@ Keys (all expire REDIS_TTL_SECONDS after the last change):
 - `va:conv:<owner>:items`  hash item id → the item as JSON (text, role, function call and its output)
 - `va:conv:<owner>:order`  the item ids in the service's order (JSON list)
 - `va:conv:<owner>:usage`  list of the usage each response reported (tokens only; costs are recomputed)
+- `va:conv:<owner>:writer` which conversation object writes it now: the one that took it over last. A replica
+  whose copy was taken over elsewhere stops writing, and does not delete it when its copy goes idle.
 `<owner>` is the Gradio session hash of the page or `gradio_client` the conversation belongs to.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import uuid
 from typing import Any
 
 from conversation.conversation import Conversation
@@ -54,7 +57,8 @@ class ConversationRecord:
         self.owner = owner
         self._ttl = int(ttl)
         self._stopped = False
-        self.keys = [store.key("conv", owner, part) for part in ("items", "order", "usage")]
+        self.keys = [store.key("conv", owner, part) for part in ("items", "order", "usage", "writer")]
+        self.token = uuid.uuid4().hex
         self._written: dict[str, tuple] = {}
         self._order: list[str] = []
         self._responses = 0  # how many of the meter's responses are written
@@ -70,11 +74,12 @@ class ConversationRecord:
 
     async def restore(self, conversation: Conversation) -> int:
         """Put what Redis holds into a conversation that has not started yet; returns the items restored."""
-        items_key, order_key, usage_key = self.keys
+        items_key, order_key, usage_key, writer_key = self.keys
 
         async def read(r):
-            async with r.pipeline(transaction=False) as pipe:
-                return await pipe.get(order_key).hgetall(items_key).lrange(usage_key, 0, -1).execute()
+            async with r.pipeline(transaction=True) as pipe:  # and from now on, this conversation writes it
+                return await (pipe.get(order_key).hgetall(items_key).lrange(usage_key, 0, -1)
+                              .set(writer_key, self.token, ex=self._ttl).execute())
 
         ok, found = await self._store.run(read)
         if not ok or not found or not found[0]:
@@ -102,8 +107,16 @@ class ConversationRecord:
     def stop(self) -> None:
         self._stopped = True
 
+    async def ours(self) -> bool:
+        """Whether this conversation still writes the record (False too when Redis cannot say)."""
+        ok, writer = await self._store.run(lambda r: r.get(self.keys[3]))
+        return ok and writer in (None, self.token)
+
     async def write(self, conversation: Conversation) -> None:
         """Write what changed since the last successful write (all of it, in one transaction)."""
+        if not self._stopped and self._store.up and not await self.ours() and self._store.up:
+            log.info("this conversation was taken over by another replica: no longer written here")
+            self.stop()
         if self._stopped:
             self.pending = False
             return
@@ -115,7 +128,7 @@ class ConversationRecord:
         if not changed and not removed and not responses and order == self._order and not self._whole:
             self.pending = False
             return
-        items_key, order_key, usage_key = self.keys
+        items_key, order_key, usage_key, writer_key = self.keys
         whole, rewrites = self._whole, self._rewrites
 
         async def write(r):
@@ -131,6 +144,7 @@ class ConversationRecord:
                 if responses:
                     pipe.rpush(usage_key, *(json.dumps({"response_id": u.response_id, "at": u.at,
                                                         "tokens": TokenUsage.as_dict(u.tokens)}) for u in responses))
+                pipe.set(writer_key, self.token)
                 for key in self.keys:
                     pipe.expire(key, self._ttl)
                 return await pipe.execute()

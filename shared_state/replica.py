@@ -80,12 +80,16 @@ class SharedState:
         finally:
             self._live.pop(conversation, None)
 
-    async def forget(self, owner: str) -> None:
-        """The owner ended the conversation (a new one, or closed when idle): no other replica may restore it,
-        and the ended conversation's record writes nothing more."""
-        for record in self._live.values():
-            if record.owner == owner:
-                record.stop()
+    async def forget(self, owner: str, idle: Conversation | None = None) -> None:
+        """The owner ended the conversation (a new one), or `idle` is being closed for inactivity: no other
+        replica may restore it, and it writes nothing more. An idle copy that another replica took over
+        (its sessions moved there) leaves the record alone."""
+        record = self._live.get(idle) if idle is not None else None
+        if idle is not None and (record is None or not await record.ours()):
+            return
+        for live in self._live.values():
+            if live.owner == owner:
+                live.stop()
         await self.store.delete(*ConversationRecord(self.store, owner, self._ttl).keys)
 
     def _store_changed(self, up: bool) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from apphost import free_port
-from conftest import settings_for
+from conftest import eventually, settings_for
 
 from shared_state.replica import SharedState
 from shared_state.voice_slots import VoiceSlots
@@ -77,9 +77,10 @@ async def stored(redis_server: RedisServer, owner: str, items: int) -> None:
         await client.aclose()
 
 
-def replica(server, redis_server: RedisServer) -> BrowserSessions:
+def replica(server, redis_server: RedisServer, idle_timeout: float = 600.0) -> BrowserSessions:
     settings = settings_for(server, "openai")
-    return BrowserSessions(lambda: settings, shared=SharedState(redis_server.url, 3600, SHARED_STORE_DOWN))
+    return BrowserSessions(lambda: settings, idle_timeout=idle_timeout,
+                           shared=SharedState(redis_server.url, 3600, SHARED_STORE_DOWN))
 
 
 async def test_another_replica_continues_the_conversation_with_its_history_and_usage(server, redis_server):
@@ -108,6 +109,24 @@ async def test_another_replica_continues_the_conversation_with_its_history_and_u
     finally:
         await first.close_all()
         await second.close_all()
+
+
+async def test_a_replica_whose_conversation_moved_away_leaves_it_alone_when_its_copy_goes_idle(server, redis_server):
+    first = replica(server, redis_server, idle_timeout=1.0)
+    second = replica(server, redis_server)
+    third = replica(server, redis_server)
+    try:
+        assert await answered(first, "page-1", "一つ目") == "echo:一つ目"
+        await stored(redis_server, "page-1", 2)
+        assert await answered(second, "page-1", "二つ目") == "echo:二つ目"  # the session moved (a failed check)
+        await stored(redis_server, "page-1", 4)
+        await eventually(lambda: first.peek("page-1") is None, 5)  # the first replica closed its idle copy ...
+        assert await answered(third, "page-1", "三つ目") == "echo:三つ目"  # ... and the record is still whole
+        said = [m["content"] for m in third.peek("page-1").transcript.messages() if m["role"] == "user"]
+        assert said == ["一つ目", "二つ目", "三つ目"]
+    finally:
+        for registry in (first, second, third):
+            await registry.close_all()
 
 
 async def test_redis_outage_is_one_log_line_and_a_notice_and_the_record_catches_up(server, redis_server, caplog):

@@ -216,9 +216,9 @@ class BrowserSessions:
                 idle = now - conversation.last_activity > self._idle_timeout
                 if conversation.closed or (idle and not conversation.tools.running):
                     log.info("closing idle conversation")
-                    await self.close(session_hash)
                     if self._shared is not None:
-                        await self._shared.forget(session_hash)
+                        await self._shared.forget(session_hash, idle=conversation)
+                    await self.close(session_hash)
 
     async def close_all(self) -> None:
         for session_hash in list(self._browsers):
