@@ -31,6 +31,7 @@ defaults
     mode http
     option redispatch
     retries 3
+    retry-on conn-failure empty-response junk-response
     timeout connect 2s
     timeout client 1h
     timeout server 1h
