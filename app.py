@@ -23,6 +23,7 @@ from web.page import build_ui
 
 if TYPE_CHECKING:  # the offline engine (speech models) is imported only when it runs
     from offline.runtime import OfflineEngine
+    from shared_state.replica import SharedState
 
 log = logging.getLogger("app")
 
@@ -48,8 +49,19 @@ def make_registry(settings: Settings, debug: bool,
             engine = start_offline_engine(settings.offline)
         realtime = realtime.with_base_url(engine.url)
     registry = BrowserSessions(lambda: realtime, tools=app_toolbox(settings),
-                               idle_timeout=settings.idle_timeout, debug=debug)
+                               idle_timeout=settings.idle_timeout, debug=debug, shared=shared_state(settings))
     return registry, engine
+
+
+def shared_state(settings: Settings) -> SharedState | None:
+    """With REDIS_URL: the state replicas share (deploy/cluster.py); without it nothing new is imported."""
+    if not settings.redis_url:
+        return None
+    from shared_state.replica import SharedState
+    from web.labels import SHARED_STORE_DOWN
+
+    log.info("shared state in Redis (conversations kept %.0f s after their last change)", settings.redis_ttl)
+    return SharedState(settings.redis_url, settings.redis_ttl, SHARED_STORE_DOWN)
 
 
 def create_app(settings: Settings, host: str = "127.0.0.1", share: bool = False, debug: bool = False,

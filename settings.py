@@ -155,6 +155,9 @@ class Settings:
     on_space: bool = False
     turn: TurnSettings = field(default_factory=TurnSettings)
     offline: OfflineSettings = field(default_factory=OfflineSettings)
+    # Several replicas (deploy/cluster.py): shared state in Redis; empty = one process, everything in memory
+    redis_url: str = field(default="", repr=False)  # may carry a password
+    redis_ttl: float = 3600.0  # seconds a conversation is kept in Redis after its last change
 
 
 class _Environment:
@@ -302,6 +305,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         port=int(env.number("GRADIO_SERVER_PORT", base.port, minimum=1, maximum=65535)),
         on_space=on_space,
         offline=_offline_settings(env),
+        redis_url=env.text("REDIS_URL"),
+        redis_ttl=env.number("REDIS_TTL_SECONDS", base.redis_ttl, minimum=60.0),
         turn=TurnSettings(
             hf_token=env.text("HF_TOKEN"),
             cloudflare_key_id=env.text("CLOUDFLARE_TURN_KEY_ID"),

@@ -8,10 +8,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from conversation.conversation import Conversation, Snapshot
 from settings import RealtimeSettings
 from tools import Toolbox
+
+if TYPE_CHECKING:  # only a cluster (REDIS_URL) has shared state
+    from shared_state.replica import SharedState
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,7 @@ class BrowserSessions:
         tools: Toolbox | None = None,
         idle_timeout: float = 600.0,
         debug: bool = False,
+        shared: SharedState | None = None,
     ) -> None:
         self._settings = settings
         self._tools = tools  # None: the built-in tools with default settings
@@ -64,6 +69,7 @@ class BrowserSessions:
         self._browsers: dict[str, BrowserSession] = {}
         self._unplaced: dict[str, VoiceCall] = {}  # calls waiting for their page to say whose they are
         self._reaper: asyncio.Task | None = None
+        self._shared = shared  # the cluster's Redis: conversations survive this process, voice slots are counted
 
     @property
     def tools(self) -> Toolbox | None:
@@ -82,7 +88,10 @@ class BrowserSessions:
             for call in browser.calls:  # a call goes on in the new conversation
                 call.follow(conversation)
             browser.notify()
-        conversation.start()
+            if self._shared is not None:  # another replica may have had it: restored first, then started
+                self._shared.adopt(session_hash, conversation)
+        if self._shared is None or not self._shared.starting(conversation):
+            conversation.start()
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.create_task(self._reap(), name="idle conversation reaper")
         return conversation
@@ -139,6 +148,8 @@ class BrowserSessions:
     async def reset(self, session_hash: str) -> Conversation:
         """Start a new conversation for this browser session (the old one is closed; a voice call moves over)."""
         await self.close(session_hash)
+        if self._shared is not None:
+            await self._shared.forget(session_hash)
         return self.get(session_hash)
 
     # ---- voice calls ---------------------------------------------------------------------------
@@ -160,6 +171,12 @@ class BrowserSessions:
         if self.voice_calls >= call.limit:
             call.placed.set_result(False)
             return
+        if self._shared is not None:  # the cluster's limit holds too: placed once Redis grants a slot
+            self._shared.place_call(call, session_hash, self._place)
+            return
+        self._place(call, session_hash)
+
+    def _place(self, call: VoiceCall, session_hash: str) -> None:
         conversation = self.get(session_hash)
         call.session_hash = session_hash
         self._browsers[session_hash].calls.append(call)
@@ -172,6 +189,8 @@ class BrowserSessions:
         self._unplaced.pop(call.webrtc_id, None)
         if not call.placed.done():
             call.placed.cancel()
+        if self._shared is not None:
+            self._shared.release_call(call)
         browser = self._browsers.get(call.session_hash)
         if browser is None or call not in browser.calls:
             return
@@ -208,6 +227,8 @@ class BrowserSessions:
                 idle = now - conversation.last_activity > self._idle_timeout
                 if conversation.closed or (idle and not conversation.tools.running):
                     log.info("closing idle conversation")
+                    if self._shared is not None:
+                        await self._shared.forget(session_hash, idle=conversation)
                     await self.close(session_hash)
 
     async def close_all(self) -> None:
@@ -217,3 +238,5 @@ class BrowserSessions:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        if self._shared is not None:
+            await self._shared.close()

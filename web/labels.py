@@ -91,6 +91,10 @@ PAGE_PREFIXES: dict[str, str] = {
     "user's message: ": "あなたのメッセージ: ",
 }
 
+# Several replicas (REDIS_URL): shown while Redis cannot be reached
+SHARED_STORE_DOWN = ("共有ストア（Redis）に接続できません。会話はこのサーバーのメモリで続きます"
+                     "（復旧すると自動で同期します）。")
+
 
 def call_status_label(status: str) -> str:
     return CALL_STATUS_LABELS.get(status, status)
