@@ -57,8 +57,9 @@ def encode_pcm16(pcm: np.ndarray) -> str:
     return base64.b64encode(pcm.astype("<i2").tobytes()).decode("ascii")
 
 
-def decode_pcm16(payload: str) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(payload), dtype="<i2").astype(np.int16)
+def decode_pcm16(payload: str, strict: bool = False) -> np.ndarray:
+    """`strict`: a payload that is not base64 raises ValueError instead of decoding what it can."""
+    return np.frombuffer(base64.b64decode(payload, validate=strict), dtype="<i2").astype(np.int16)
 
 
 def pcm_ms(samples: int, rate: int = SAMPLE_RATE) -> int:

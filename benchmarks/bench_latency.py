@@ -25,6 +25,7 @@ from conftest import ScriptedAssistant, ToneVoice, call, settings_for  # noqa: E
 from conversation.conversation import Conversation  # noqa: E402
 from offline.server import RealtimeServer  # noqa: E402
 from offline.speech import EnergyTurnDetector  # noqa: E402
+from realtime.events import parse  # noqa: E402
 from settings import RealtimeSettings  # noqa: E402
 from tools import Toolbox, ToolRegistry, default_toolbox  # noqa: E402
 from web.browsers import BrowserSessions  # noqa: E402
@@ -52,7 +53,8 @@ async def delta_to_frame(trials: int = 60) -> list[float]:
         task = asyncio.create_task(speaker(got))
         await asyncio.sleep(0.2)  # the speaker is idle and waiting (any silence tail sent)
         start = time.perf_counter()
-        await session.dispatch({"type": "response.output_audio.delta", "item_id": f"item_{trial}", "delta": delta})
+        await session.dispatch(parse({"type": "response.output_audio.delta", "item_id": f"item_{trial}",
+                                      "delta": delta}))  # parsed and decoded at the edge, as received
         results.append((await got - start) * 1000)
         await task
         session.playback.interrupt()

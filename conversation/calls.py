@@ -12,13 +12,13 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from conversation.outbox import Outbox
 from conversation.tool_runner import ToolCall, ToolRunner
 from conversation.transcript import Item, Transcript
 from conversation.turns import Turns
 from realtime import dialect
-from realtime.dialect import Event
+from realtime.events import ServerItem
 from tools import Toolbox
 
 log = logging.getLogger(__name__)
@@ -26,14 +26,6 @@ log = logging.getLogger(__name__)
 STARTED_OUTPUT = json.dumps(
     {"status": "started", "message": "バックグラウンドで実行中です。結果は後でお知らせします。"}, ensure_ascii=False
 )
-
-
-class Outbox(Protocol):
-    """What the calls need of the conversation: the wire, and a way to ask for a response."""
-
-    async def send(self, event: Event) -> None: ...
-
-    def ask(self, turn_ids: set[str], *, tools_allowed: bool) -> None: ...
 
 
 @dataclass
@@ -59,14 +51,14 @@ class FunctionCalls:
     def known(self, call_id: str) -> bool:
         return call_id in self.runner.calls
 
-    async def on_item_done(self, raw: Event, response_id: str) -> None:
+    async def on_item_done(self, done: ServerItem, response_id: str) -> None:
         """A function_call item is finished: run it if it completed, else answer it as cancelled."""
-        call_id, name, arguments = raw.get("call_id", ""), raw.get("name", ""), raw.get("arguments", "")
+        call_id, name, arguments = done.call_id, done.name, done.arguments
         if self.known(call_id):
             return
-        record = self._transcript.add(Item(raw.get("id", call_id), "function_call", call_id=call_id, name=name,
+        record = self._transcript.add(Item(done.id or call_id, "function_call", call_id=call_id, name=name,
                                            arguments=arguments))
-        if raw.get("status", "completed") != "completed":
+        if (done.status or "completed") != "completed":
             record.output = self.runner.skip(call_id, name, arguments).output
             await self._outbox.send(dialect.create_item(dialect.function_output_item(call_id, record.output)))
             return

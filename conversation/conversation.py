@@ -1,8 +1,10 @@
 """One conversation with a Realtime service, shared by voice and text, independent of the UI.
 
 It owns the transcript, the turns, the response gate, the function calls and the assistant's
-audio playback; its link keeps a service session under it. UIs read `snapshot()` whenever
-`updates()` says it changed.
+audio playback; its link keeps a service session under it. Two loops drive it: what the link
+yields (typed service events, sessions starting and ending) and what the gate decides (a response
+to ask for now, or one given up). Its parts send and ask through one outbox. UIs read
+`snapshot()` whenever `updates()` says it changed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,8 +22,9 @@ import numpy as np
 from audio import Playback
 from conversation.calls import FunctionCalls
 from conversation.feed import ChangeFeed, Snapshot
-from conversation.gate import Request, ResponseGate
-from conversation.link import ConnectionState, ServiceLink
+from conversation.gate import GiveUp, Request, ResponseGate
+from conversation.link import ConnectionState, ServiceLink, SessionEnded, SessionStarted
+from conversation.outbox import Outbox
 from conversation.tool_runner import CallStatus
 from conversation.transcript import Item, Transcript
 from conversation.turns import Turn, Turns
@@ -28,7 +32,7 @@ from conversation.updates import ToolUpdates
 from conversation.usage import TurnKind, meter_for
 from conversation.voice import VoiceChannel
 from realtime import dialect
-from realtime.dialect import Event
+from realtime import events as ev
 from settings import RealtimeSettings, missing_settings
 from tools import Toolbox, default_toolbox
 
@@ -44,34 +48,33 @@ class Conversation:
         self.transcript = Transcript()
         self.turns = Turns()
         self.feed = ChangeFeed()
-        self.gate = ResponseGate(self._send_request, self._give_up)
-        self.link = ServiceLink(settings, self, self.feed.changed, self.gate.wait_quiet, debug)
-        self.calls = FunctionCalls(tools, self.transcript, self.turns, self, self.feed.changed)
+        self.gate = ResponseGate()
+        self.link = ServiceLink(settings, self.feed.changed, self.gate.wait_quiet, debug)
+        self.outbox = Outbox(self.link, self.turns, self.gate)
+        self.calls = FunctionCalls(tools, self.transcript, self.turns, self.outbox, self.feed.changed)
         self.tools = self.calls.runner
-        self.tool_updates = ToolUpdates(self.tools, self.gate, tools.update_after, settings.voice.instructions,
-                                        lambda: self.link.up)
+        self.tool_updates = ToolUpdates(self.tools, self.outbox, lambda: self.gate.quiet and self.link.up,
+                                        tools.update_after, settings.voice.instructions)
         self._tool_schemas = tools.schemas()
-        self.voice = VoiceChannel(self.transcript, self.link.send)
+        self.voice = VoiceChannel(self.transcript, self.outbox)
         self.usage = meter_for(settings)
         self._tasks: list[asyncio.Task] = []
         self._closed = False
         self.last_activity = time.monotonic()
-        self._handlers = {
-            "input_audio_buffer.speech_started": self._on_speech_started,
-            "input_audio_buffer.speech_stopped": self._on_speech_stopped,
-            "input_audio_buffer.timeout_triggered": self._on_idle_timeout,
-            "conversation.item.added": self._on_item_added,
-            "conversation.item.input_audio_transcription.completed": self._on_user_transcript,
-            "conversation.item.input_audio_transcription.failed": self._on_user_transcript_failed,
-            "response.created": self._on_response_created,
-            "response.output_item.added": self._on_output_item_added,
-            "response.output_audio.delta": self._on_audio_delta,
-            "response.output_audio.done": self._on_audio_done,
-            "response.output_audio_transcript.delta": self._on_text_delta,
-            "response.output_text.delta": self._on_text_delta,
-            "response.output_item.done": self._on_output_item_done,
-            "response.done": self._on_response_done,
-            "error": self._on_error,
+        self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
+            ev.SpeechStarted: self._on_speech_started,
+            ev.SpeechStopped: self._on_speech_stopped,
+            ev.IdleTimeout: self._on_idle_timeout,
+            ev.ItemAdded: self._on_item_added,
+            ev.UserTranscript: self._on_user_transcript,
+            ev.ResponseCreated: self._on_response_created,
+            ev.OutputItemAdded: self._on_output_item_added,
+            ev.AnswerAudio: self._on_audio_delta,
+            ev.AnswerAudioDone: self._on_audio_done,
+            ev.AnswerText: self._on_text_delta,
+            ev.OutputItemDone: self._on_output_item_done,
+            ev.ResponseDone: self._on_response_done,
+            ev.ServiceError: self._on_error,
         }
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -85,8 +88,8 @@ class Conversation:
             self.link.give_up(ConnectionState.NOT_CONFIGURED, notice)
             return
         self._tasks = [
-            asyncio.create_task(self.link.run(), name="realtime link"),
-            asyncio.create_task(self.gate.run(), name="response gate"),
+            asyncio.create_task(self._follow_link(), name="realtime link"),
+            asyncio.create_task(self._follow_gate(), name="response gate"),
             asyncio.create_task(self.tool_updates.run(), name="tool updates"),
         ]
 
@@ -145,7 +148,22 @@ class Conversation:
     async def wait_connected(self, timeout: float) -> bool:
         return await self.link.wait_up(timeout)
 
-    async def configure(self, fresh: bool) -> None:
+    # ---- the service session: what the link yields ---------------------------------------------
+
+    async def _follow_link(self) -> None:
+        async for event in self.link.events():
+            if isinstance(event, SessionStarted):
+                try:
+                    await self._configure()
+                except (ConnectionError, OSError) as exc:  # it dropped while being set up
+                    log.info("a new service session dropped while being set up: %s", exc)
+                    await self.link.drop()
+            elif isinstance(event, SessionEnded):
+                self._dropped()
+            else:
+                await self.dispatch(event)
+
+    async def _configure(self) -> None:
         """A new service session is blank: configure it first, then restore the conversation."""
         d = self.settings.dialect
         await self.link.send(dialect.session_update(self.settings.voice, self._tool_schemas, d,
@@ -155,7 +173,7 @@ class Conversation:
         await self.voice.send_held()
         self.gate.connected()
 
-    def dropped(self) -> None:
+    def _dropped(self) -> None:
         """The service session ended: a response in progress there is lost, so its turns are settled
         with what had arrived or asked again (their messages are in the replayed history)."""
         self.calls.connection_lost()  # a lost response's calls are told after the replay
@@ -169,17 +187,9 @@ class Conversation:
                     self.transcript.remove(item_id)
                 if cut and self.voice.attached:  # its audio so far will be said again from the start
                     self.voice.playback.interrupt()
-                self.gate.request(again, separate=True, first=True)
+                self.outbox.ask(again, separate=True, first=True)
                 self.feed.changed()
         # The answer audio already received keeps playing: a move to a fresh session must not cut it off.
-
-    async def send(self, event: Event) -> None:
-        await self.link.send(event)
-
-    def ask(self, turn_ids: set[str], *, tools_allowed: bool) -> None:
-        """Ask the gate for a response on behalf of these turns (they are open until it is done)."""
-        self.turns.requested(turn_ids)
-        self.gate.request(turn_ids, tools_allowed=tools_allowed)
 
     # ---- what the UI and the audio handler call ----------------------------------------------
 
@@ -196,7 +206,7 @@ class Conversation:
             return turn
         # The message goes to the service just before its response is asked for, so each message
         # is answered on its own, in order, even when several arrive while a response is active.
-        self.gate.request({turn.turn_id}, separate=True)
+        self.outbox.ask({turn.turn_id}, separate=True)
         return turn
 
     async def append_audio(self, pcm: np.ndarray) -> None:
@@ -224,7 +234,18 @@ class Conversation:
         async for _ in self.feed.changes(lambda: 1.0 if self.tools.running else None):
             yield self.snapshot()
 
-    # ---- the gate's requests -------------------------------------------------------------------
+    # ---- the gate's decisions -------------------------------------------------------------------
+
+    async def _follow_gate(self) -> None:
+        async for decision in self.gate.decisions():
+            if isinstance(decision, GiveUp):
+                self._give_up(decision.request)
+                continue
+            try:
+                await self._send_request(decision)
+            except Exception as exc:  # the connection dropped: the request waits for the next one
+                log.info("response.create not sent: %s", exc)
+                self.gate.unsent(decision)
 
     async def _send_request(self, request: Request) -> None:
         for turn in self.turns.each(request.causes):
@@ -244,97 +265,90 @@ class Conversation:
 
     # ---- server events -----------------------------------------------------------------------
 
-    async def dispatch(self, event: Event) -> None:
-        handler = self._handlers.get(event.get("type", ""))
+    async def dispatch(self, event: ev.ServerEvent) -> None:
+        handler = self._handlers.get(type(event))
         if handler is None:
             return
         try:
             await handler(event)
-        except Exception:  # one malformed event must not end the conversation
-            log.exception("failed to handle %s", event.get("type"))
+        except Exception:  # one event we fail to handle must not end the conversation
+            log.exception("failed to handle %s", type(event).__name__)
 
-    async def _on_speech_started(self, event: Event) -> None:
+    async def _on_speech_started(self, _event: ev.SpeechStarted) -> None:
         self.gate.on_speech_started()
         if await self.voice.barge_in():
             self.feed.changed()
 
-    async def _on_speech_stopped(self, event: Event) -> None:
+    async def _on_speech_stopped(self, event: ev.SpeechStopped) -> None:
         self.gate.on_speech_stopped()
-        self.usage.turn_started(event.get("item_id") or f"speech_{uuid.uuid4().hex[:12]}", TurnKind.VOICE)
+        self.usage.turn_started(event.item_id or f"speech_{uuid.uuid4().hex[:12]}", TurnKind.VOICE)
 
-    async def _on_idle_timeout(self, event: Event) -> None:
+    async def _on_idle_timeout(self, event: ev.IdleTimeout) -> None:
         """Server VAD's idle timeout: the service commits the silence as a user item and answers it itself,
         checking in on the user (SDK: input_audio_buffer_timeout_triggered.py). That silence is no message
         of the user's, and the gate waits for the service's answer as after a spoken turn."""
-        self.transcript.silence(event["item_id"])
+        self.transcript.silence(event.item_id)
         self.gate.on_speech_stopped()
 
-    async def _on_item_added(self, event: Event) -> None:
-        if self.transcript.item_added(event["item"], event.get("previous_item_id")):
+    async def _on_item_added(self, event: ev.ItemAdded) -> None:
+        if self.transcript.item_added(event.item, event.previous_item_id):
             self.feed.changed()
 
-    async def _on_user_transcript(self, event: Event) -> None:
-        if self.transcript.heard(event["item_id"], event.get("transcript") or ""):
+    async def _on_user_transcript(self, event: ev.UserTranscript) -> None:
+        if not event.failed:
+            if self.transcript.heard(event.item_id, event.text):
+                self.feed.changed()
+        elif self.transcript.not_heard(event.item_id):
+            if event.reason:  # e.g. the offline model could not be had
+                self.link.notice = f"音声を文字にできませんでした: {event.reason}"
             self.feed.changed()
 
-    async def _on_user_transcript_failed(self, event: Event) -> None:
-        if self.transcript.not_heard(event["item_id"]):
-            if reason := (event.get("error") or {}).get("message"):  # e.g. the offline model could not be had
-                self.link.notice = f"音声を文字にできませんでした: {reason}"
-            self.feed.changed()
+    async def _on_response_created(self, event: ev.ResponseCreated) -> None:
+        causes = self.gate.on_response_created(event.response_id, event.request_id)
+        self.turns.response_started(event.response_id, causes, self.gate.waiting_causes())
 
-    async def _on_response_created(self, event: Event) -> None:
-        response = event["response"]
-        causes = self.gate.on_response_created(response["id"], response.get("metadata"))
-        self.turns.response_started(response["id"], causes, self.gate.waiting_causes())
-
-    async def _on_output_item_added(self, event: Event) -> None:
-        raw = event["item"]
-        self.turns.item_added(event.get("response_id", ""), raw.get("id", ""))
-        if raw.get("type") == "message":
-            item = Item(raw.get("id", ""), "message", "assistant", phase=raw.get("phase") or "")
+    async def _on_output_item_added(self, event: ev.OutputItemAdded) -> None:
+        self.turns.item_added(event.response_id, event.item.id)
+        if event.item.type == "message":
+            item = Item(event.item.id, "message", "assistant", phase=event.item.phase)
             self.transcript.add(item).streaming = True
 
-    async def _on_audio_delta(self, event: Event) -> None:
+    async def _on_audio_delta(self, event: ev.AnswerAudio) -> None:
         self.usage.first_output_of(TurnKind.VOICE)
-        self.voice.answer_audio(event["item_id"], event["delta"])
+        self.voice.answer_audio(event.item_id, event.pcm)
 
-    async def _on_audio_done(self, event: Event) -> None:
-        self.voice.answer_audio_done(event["item_id"])
+    async def _on_audio_done(self, event: ev.AnswerAudioDone) -> None:
+        self.voice.answer_audio_done(event.item_id)
 
-    async def _on_text_delta(self, event: Event) -> None:
-        for turn in self.turns.of_response(event.get("response_id", "")):
+    async def _on_text_delta(self, event: ev.AnswerText) -> None:
+        for turn in self.turns.of_response(event.response_id):
             self.usage.first_output(turn.turn_id)
-        if self.transcript.answer_grew(event["item_id"], event.get("delta", "")):
+        if self.transcript.answer_grew(event.item_id, event.delta):
             self.feed.changed()
 
-    async def _on_output_item_done(self, event: Event) -> None:
-        raw = event["item"]
-        if raw.get("type") == "message":
-            self.transcript.answer_done(raw)
-        elif raw.get("type") == "function_call":
-            await self.calls.on_item_done(raw, event.get("response_id", ""))
+    async def _on_output_item_done(self, event: ev.OutputItemDone) -> None:
+        if event.item.type == "message":
+            self.transcript.answer_done(event.item)
+        elif event.item.type == "function_call":
+            await self.calls.on_item_done(event.item, event.response_id)
 
-    async def _on_response_done(self, event: Event) -> None:
-        response = event["response"]
-        response_id = response["id"]
+    async def _on_response_done(self, event: ev.ResponseDone) -> None:
+        response_id = event.response_id
         # Calls of a cancelled response may never get output_item.done: close each with an output.
-        for raw in response.get("output") or []:
-            if raw.get("type") == "function_call" and not self.calls.known(raw.get("call_id", "")):
-                await self.calls.on_item_done({**raw, "status": raw.get("status") or "incomplete"}, response_id)
+        for item in event.output:
+            if item.type == "function_call" and not self.calls.known(item.call_id):
+                await self.calls.on_item_done(replace(item, status=item.status or "incomplete"), response_id)
         self.calls.response_done(response_id)  # before its turns settle: a follow-up keeps them open
-        self.usage.on_response_done(response_id, response.get("usage"))
+        self.usage.on_response_done(response_id, event.usage)
         self.gate.on_response_done(response_id)
         self.turns.response_done(response_id)
         self.feed.changed()
 
-    async def _on_error(self, event: Event) -> None:
-        error = event.get("error") or {}
-        code = error.get("code") or ""
-        if code == "conversation_already_has_active_response":
+    async def _on_error(self, event: ev.ServiceError) -> None:
+        if event.code == "conversation_already_has_active_response":
             self.gate.on_active_response_error()
             return
-        log.warning("realtime error %s: %s", code, error.get("message"))
-        if code not in ("response_cancel_not_active",) and "truncat" not in (error.get("message") or "").lower():
-            self.link.notice = f"サービスからのエラー: {error.get('message') or code}"
+        log.warning("realtime error %s: %s", event.code, event.message)
+        if event.code not in ("response_cancel_not_active",) and "truncat" not in event.message.lower():
+            self.link.notice = f"サービスからのエラー: {event.message or event.code}"
             self.feed.changed()

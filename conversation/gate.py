@@ -3,7 +3,8 @@
 The service rejects a `response.create` while another response is active
 (`conversation_already_has_active_response`); a function call arrives before its response is
 done, and server VAD starts responses of its own. So every response we want goes through here.
-The gate knows nothing of the wire: the conversation sends each request when the gate says so.
+The gate knows nothing of the wire: it yields each request when it may go (`decisions()`), and the
+conversation sends it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -46,18 +47,18 @@ class Request:
         self.tools_allowed = self.tools_allowed or other.tools_allowed
 
 
+@dataclass(frozen=True)
+class GiveUp:
+    """The service never answered this request: its turns end unanswered."""
+
+    request: Request
+
+
 class ResponseGate:
     """Decides when a `response.create` may go out and which request a `response.created` answers."""
 
-    def __init__(
-        self,
-        send: Callable[[Request], Awaitable[None]],
-        give_up: Callable[[Request], None] = lambda _request: None,
-        created_timeout: float = CREATED_TIMEOUT_SECONDS,
-    ) -> None:
-        self._send = send
+    def __init__(self, created_timeout: float = CREATED_TIMEOUT_SECONDS) -> None:
         self._created_timeout = created_timeout
-        self._give_up = give_up
         self._queue: deque[Request] = deque()
         self._in_flight: Request | None = None  # sent, not yet created
         self._sent_at = 0.0
@@ -123,14 +124,13 @@ class ResponseGate:
         self._vad_pending_until = now + VAD_PENDING_SECONDS  # the service will answer this turn itself
         self._changed()
 
-    def on_response_created(self, response_id: str, metadata: dict | None) -> set[str]:
+    def on_response_created(self, response_id: str, request_id: str = "") -> set[str]:
         """Record the active response; returns the turns it answers (empty for VAD's own).
 
-        The metadata we tag requests with decides when the service echoes it; older API versions
-        and compatible servers do not, and then our request is answered by the next response
+        The request id we tag requests with in their metadata decides when the service echoes it; older
+        API versions and compatible servers do not, and then our request is answered by the next response
         unless a committed voice turn is waiting for the service's own.
         """
-        request_id = (metadata or {}).get("request_id")
         now = asyncio.get_running_loop().time()
         ours: Request | None = None
         if request_id:
@@ -182,8 +182,9 @@ class ResponseGate:
             self._quiet.clear()
         self._wake.set()
 
-    async def run(self) -> None:
-        """Send requests when the gate opens; the conversation runs this for its whole life."""
+    async def decisions(self) -> AsyncIterator[Request | GiveUp]:
+        """For the conversation's whole life: each request when it may be sent now (the caller sends it before
+        asking for the next decision, and hands it back with `unsent` if it could not), and each given up."""
         loop = asyncio.get_running_loop()
         while True:
             timeout = None
@@ -193,7 +194,8 @@ class ResponseGate:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
             except TimeoutError:
-                self._retry_unanswered()
+                if (unanswered := self._retry_unanswered()) is not None:
+                    yield GiveUp(unanswered)
             self._wake.clear()
             delay = self._hold_until - loop.time()
             if delay > 0:
@@ -208,25 +210,28 @@ class ResponseGate:
             request.request_id = f"req_{next(_ids)}"
             request.attempts += 1
             self._in_flight, self._sent_at = request, loop.time()
-            try:
-                await self._send(request)
-            except Exception as exc:  # the connection dropped: keep the request for the next one
-                log.info("response.create not sent: %s", exc)
-                if self._in_flight is request:
-                    self._in_flight = None
-                    request.attempts -= 1
-                    self._queue.appendleft(request)
+            yield request
             self._changed()
 
-    def _retry_unanswered(self) -> None:
+    def unsent(self, request: Request) -> None:
+        """The request could not be sent (the connection dropped): it waits for the next connection, first."""
+        if self._in_flight is request:
+            self._in_flight = None
+            request.attempts -= 1
+            self._queue.appendleft(request)
+        self._changed()
+
+    def _retry_unanswered(self) -> Request | None:
+        """The request in flight got no `response.created` in time: ask again, or return it to give up."""
         request, self._in_flight = self._in_flight, None
         if request is None:
-            return
-        if request.attempts >= MAX_ATTEMPTS:
+            return None
+        given_up = request.attempts >= MAX_ATTEMPTS
+        if given_up:
             log.warning("no response.created after %d attempts; giving up", request.attempts)
-            self._give_up(request)
         else:
             log.info("no response.created within %.1f s; asking again", self._created_timeout)
             self._late[request.request_id] = request
             self._queue.appendleft(request)
         self._changed()
+        return request if given_up else None

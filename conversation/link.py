@@ -1,8 +1,9 @@
 """The conversation's link to the service over time: connect, reconnect after drops, and move to a
 fresh service session before the service's duration cap, at a quiet moment.
 
-A new connection is a blank service session, so after every (re)connect the owner configures it
-and replays the conversation before anything else is sent.
+The link yields what happens (`events()`): a new service session, the service's typed events, the
+end of a session. A new connection is a blank service session, so the conversation configures it and
+replays itself when the link yields `SessionStarted`, before the link reports it up.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
 from realtime.connection import ConnectError, RealtimeConnection
 from realtime.dialect import Event
+from realtime.events import ServerEvent
 from settings import RealtimeSettings
 
 log = logging.getLogger(__name__)
@@ -34,21 +36,26 @@ class ConnectionState(StrEnum):
     CLOSED = "closed"
 
 
-class LinkOwner(Protocol):
-    async def configure(self, fresh: bool) -> None:
-        """Set up a new service session (`fresh` only for the very first one)."""
+@dataclass(frozen=True)
+class SessionStarted:
+    """A new, blank service session (`fresh` only for the very first): configure it before the next event."""
 
-    async def dispatch(self, event: Event) -> None: ...
+    fresh: bool
 
-    def dropped(self) -> None:
-        """The service session is gone (drop or rotation): whatever was in progress there is lost."""
+
+@dataclass(frozen=True)
+class SessionEnded:
+    """The service session is gone (drop or rotation): whatever was in progress there is lost."""
+
+
+LinkEvent = SessionStarted | SessionEnded | ServerEvent
 
 
 class ServiceLink:
-    def __init__(self, settings: RealtimeSettings, owner: LinkOwner, on_change: Callable[[], None],
+    def __init__(self, settings: RealtimeSettings, on_change: Callable[[], None],
                  quiet: Callable[[], Awaitable[None]], debug: bool = False) -> None:
         self._connection = RealtimeConnection(settings, debug)
-        self._owner, self._on_change, self._quiet = owner, on_change, quiet
+        self._on_change, self._quiet = on_change, quiet
         self._rotate_after = settings.rotate_after
         self.state = ConnectionState.NOT_CONNECTED
         self.notice = ""
@@ -82,18 +89,24 @@ class ServiceLink:
     async def send(self, event: Event) -> None:
         await self._connection.send(event)
 
-    async def run(self) -> None:
-        """Connect, serve events, and reconnect after drops (with backoff) until closed or refused."""
+    async def drop(self) -> None:
+        """End this service session as a drop would (its set-up could not be sent): reconnect."""
+        await self._connection.close()
+
+    async def events(self) -> AsyncIterator[LinkEvent]:
+        """Connect, yield what happens, and reconnect after drops (with backoff) until closed or refused."""
         failures, fresh = 0, True
         while not self._closed:
             if not self._rotating:
                 self.state = ConnectionState.CONNECTING if fresh else ConnectionState.RECONNECTING
                 self._on_change()
-            was_up = False
+            was_up = refused = False
             rotation = None
             try:
                 await self._connection.open()
-                await self._owner.configure(fresh)
+                yield SessionStarted(fresh)  # the conversation configures the blank session meanwhile
+                if not self._connection.is_open:
+                    raise ConnectionError("the new service session could not be configured")
                 if self._rotating:
                     self.notice = ""
                 elif not fresh:
@@ -104,21 +117,21 @@ class ServiceLink:
                 self._on_change()
                 rotation = asyncio.create_task(self._rotate_when_due(), name="session rotation")
                 async for event in self._connection.events():
-                    await self._owner.dispatch(event)
+                    yield event
             except ConnectError as exc:
                 self.state, self.notice = ConnectionState.FAILED, str(exc)
                 if not exc.retry:  # a wrong key or URL will not fix itself
                     self.give_up(ConnectionState.FAILED, str(exc))
-                    return
+                    refused = True
             except Exception:  # a socket dropped mid-send or similar: recover like any other drop
                 log.warning("realtime connection failed", exc_info=True)
             finally:
                 if rotation is not None:
                     rotation.cancel()
                 self._up.clear()
-                self._owner.dropped()
                 await self._connection.close()
-            if self._closed:
+            yield SessionEnded()
+            if self._closed or refused:
                 return
             if self._rotating:
                 continue  # a planned move: reconnect at once, quietly

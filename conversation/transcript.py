@@ -12,14 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from realtime.dialect import (
-    Event,
-    assistant_text_item,
-    content_text,
-    function_call_item,
-    function_output_item,
-    user_text_item,
-)
+from realtime.dialect import Event, assistant_text_item, function_call_item, function_output_item, user_text_item
+from realtime.events import ServerItem
 from settings import Dialect
 
 ItemKind = Literal["message", "function_call"]
@@ -92,21 +86,17 @@ class Transcript:
         self._silent.add(item_id)
         self.remove(item_id)
 
-    def item_added(self, raw: Event, previous_item_id: str | None) -> bool:
+    def item_added(self, added: ServerItem, previous_item_id: str | None) -> bool:
         """A conversation item the service added (a voice turn, an answer, a call); True if the chat changed."""
-        item_id, kind = raw.get("id", ""), raw.get("type")
-        if item_id in self._silent:
+        if added.id in self._silent:
             return False
-        if kind == "message" and raw.get("role") in ("user", "assistant"):
-            content = raw.get("content") or []
-            voice = any(part.get("type") == "input_audio" for part in content if isinstance(part, dict))
-            text = content_text(content)
-            self.add(Item(item_id, "message", raw["role"], text, pending=voice and not text,
-                          phase=raw.get("phase") or ""), previous_item_id)
+        if added.type == "message" and added.role in ("user", "assistant"):
+            self.add(Item(added.id, "message", added.role, added.text, pending=added.voice and not added.text,
+                          phase=added.phase), previous_item_id)
             return True
-        if kind == "function_call":
-            self.add(Item(item_id, "function_call", call_id=raw.get("call_id", ""), name=raw.get("name", ""),
-                          arguments=raw.get("arguments", "")), previous_item_id)
+        if added.type == "function_call":
+            self.add(Item(added.id, "function_call", call_id=added.call_id, name=added.name,
+                          arguments=added.arguments), previous_item_id)
         return False
 
     def heard(self, item_id: str, text: str) -> bool:
@@ -132,14 +122,13 @@ class Transcript:
             item.text += delta
         return item is not None
 
-    def answer_done(self, raw: Event) -> None:
+    def answer_done(self, done: ServerItem) -> None:
         """The service's final text of an answer wins over the deltas, unless the user cut it short."""
-        item = self.get(raw.get("id", ""))
-        final = content_text(raw.get("content") or [])
+        item = self.get(done.id)
         if item is not None:
             item.streaming = False
-        if item is not None and final and not item.interrupted:
-            item.text = final
+        if item is not None and done.text and not item.interrupted:
+            item.text = done.text
 
     def unfinished(self, item_ids: list[str], call_ran: Callable[[str], bool]) -> list[str]:
         """Those of these output items that a drop cut short: answers still arriving, calls that never ran."""

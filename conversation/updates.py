@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from conversation.gate import ResponseGate
+from conversation.outbox import Outbox
 from conversation.tool_runner import CONTROL_TOOLS, ToolCall, ToolRunner
 
 UPDATE_GAP_SECONDS = 20.0
@@ -37,12 +37,13 @@ def update_instructions(call: ToolCall, persona: str, now: float) -> str:
 
 
 class ToolUpdates:
-    """Watches the running calls; asks the gate for an update when one is due and the moment is quiet."""
+    """Watches the running calls; asks for an update when one is due and the moment is quiet (`quiet`: the
+    gate has nothing active or waiting, the user is not speaking, and the service is connected)."""
 
-    def __init__(self, runner: ToolRunner, gate: ResponseGate, after: float, persona: str,
-                 connected: Callable[[], bool]) -> None:
-        self._runner, self._gate, self._after, self._persona = runner, gate, after, persona
-        self._connected = connected
+    def __init__(self, runner: ToolRunner, outbox: Outbox, quiet: Callable[[], bool], after: float,
+                 persona: str) -> None:
+        self._runner, self._outbox, self._quiet = runner, outbox, quiet
+        self._after, self._persona = after, persona
         self._last = 0.0
         self.sent = 0
 
@@ -50,7 +51,7 @@ class ToolUpdates:
         """The longest-running call that has run `after` seconds, if an update may be spoken now."""
         if self._after <= 0 or now - self._last < UPDATE_GAP_SECONDS:
             return None
-        if not self._gate.quiet or not self._connected():
+        if not self._quiet():
             return None
         running = [call for call in self._runner.calls.values()
                    if call.finished_at is None and call.name not in CONTROL_TOOLS and call.elapsed(now) >= self._after]
@@ -67,5 +68,5 @@ class ToolUpdates:
                 continue
             self._last = now
             self.sent += 1
-            self._gate.request(tools_allowed=False, separate=True,
-                               instructions=update_instructions(call, self._persona, now))
+            self._outbox.ask(tools_allowed=False, separate=True,
+                             instructions=update_instructions(call, self._persona, now))

@@ -5,22 +5,21 @@ hearing it)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from audio import Playback, decode_pcm16, encode_pcm16
+from audio import Playback, encode_pcm16
+from conversation.outbox import Outbox
 from conversation.transcript import Transcript
 from realtime import dialect
-from realtime.dialect import Event
 
 # Microphone chunks kept while moving to a fresh service session (~2 s), so nothing said is lost.
 HELD_AUDIO_LIMIT = 50
 
 
 class VoiceChannel:
-    def __init__(self, transcript: Transcript, send: Callable[[Event], Awaitable[None]]) -> None:
-        self._transcript, self._send = transcript, send
+    def __init__(self, transcript: Transcript, outbox: Outbox) -> None:
+        self._transcript, self._send = transcript, outbox.send
         self.playback = Playback()
         self.attached = False  # a voice call listens (set by the registry of browser sessions)
         self.interruptions = 0  # barge-ins so far (the speaker learns of each from `playback.next_out`)
@@ -59,9 +58,9 @@ class VoiceChannel:
             self._transcript.remove(stopped.item_id)
         return True
 
-    def answer_audio(self, item_id: str, base64_pcm16: str) -> None:
+    def answer_audio(self, item_id: str, pcm: np.ndarray) -> None:
         if self.attached and item_id not in self._interrupted_items:
-            self.playback.add(item_id, decode_pcm16(base64_pcm16))
+            self.playback.add(item_id, pcm)
 
     def answer_audio_done(self, item_id: str) -> None:
         self.playback.finish(item_id)

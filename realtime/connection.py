@@ -1,7 +1,7 @@
 """One WebSocket connection to a Realtime service, opened through the `openai` SDK.
 
 Azure GA, Azure preview and OpenAI GA differ only in how the client is built; received events
-are handed on as plain dicts in GA vocabulary (see dialect.py).
+are handed on as typed values (events.py), whatever the dialect (dialect.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from urllib.parse import urlparse
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from realtime.dialect import Event, malformed, to_internal
+from realtime.dialect import Event, to_internal
+from realtime.events import MalformedEvent, ServerEvent, parse
 from settings import RealtimeSettings
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,10 @@ class RealtimeConnection:
             raise describe_failure(exc) from None
         self._opened_at = time.monotonic()
 
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
     async def send(self, event: Event) -> None:
         if self._conn is None:
             raise ConnectionError("not connected")
@@ -121,8 +126,8 @@ class RealtimeConnection:
         except ConnectionClosed as closed:  # callers handle one kind of "not connected"
             raise ConnectionError("realtime connection closed") from closed
 
-    async def events(self) -> AsyncIterator[Event]:
-        """Received events in GA vocabulary until the connection closes (then returns)."""
+    async def events(self) -> AsyncIterator[ServerEvent]:
+        """The received events the conversation handles, typed, until the connection closes (then returns)."""
         conn = self._conn  # close() clears the attribute while a receive may still be finishing
         if conn is None:
             return
@@ -137,13 +142,16 @@ class RealtimeConnection:
                 if not isinstance(event, dict):
                     log.warning("dropped a received event that is not a JSON object")
                     continue
-                event = to_internal(event, self._settings.dialect)
-                if problem := malformed(event):
+                raw_event = to_internal(event, self._settings.dialect)
+                try:
+                    typed = parse(raw_event)
+                except MalformedEvent as problem:
                     log.warning("dropped a malformed event: %s", problem)
                     continue
                 if self._debug:
-                    log.debug("← %s +%.3fs", event.get("type"), time.monotonic() - self._opened_at)
-                yield event
+                    log.debug("← %s +%.3fs", raw_event.get("type"), time.monotonic() - self._opened_at)
+                if typed is not None:
+                    yield typed
         except ConnectionClosed as closed:
             log.info("realtime connection closed (code %s)", closed.rcvd.code if closed.rcvd else None)
 

@@ -142,43 +142,6 @@ def append_audio(base64_pcm16: str) -> Event:
     return {"type": "input_audio_buffer.append", "audio": base64_pcm16}
 
 
-def content_text(content: list[Event]) -> str:
-    """The text of an item's content parts (typed text, or the transcript of audio)."""
-    return "".join(part.get("text") or part.get("transcript") or "" for part in content if isinstance(part, dict))
-
-
-# What each handled server event must carry; an event without it is dropped at the edge with one log line.
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "conversation.item.added": ("item",),
-    "input_audio_buffer.timeout_triggered": ("item_id",),
-    "conversation.item.input_audio_transcription.completed": ("item_id",),
-    "conversation.item.input_audio_transcription.failed": ("item_id",),
-    "response.created": ("response",),
-    "response.output_item.added": ("item",),
-    "response.output_audio.delta": ("item_id", "delta"),
-    "response.output_audio.done": ("item_id",),
-    "response.output_audio_transcript.delta": ("item_id", "delta"),
-    "response.output_text.delta": ("item_id", "delta"),
-    "response.output_item.done": ("item",),
-    "response.done": ("response",),
-}
-_DICTS = ("item", "response")
-
-
-def malformed(event: Event) -> str | None:
-    """Why a received event cannot be handled (None when it can)."""
-    kind = event.get("type")
-    if not isinstance(kind, str):
-        return "no type"
-    for key in REQUIRED.get(kind, ()):
-        value = event.get(key)
-        if value is None or (key in _DICTS and not isinstance(value, dict)) or (key == "item_id" and not value):
-            return f"{kind} without {key}"
-    if kind in ("response.created", "response.done") and not event["response"].get("id"):
-        return f"{kind} without response.id"
-    return None
-
-
 def truncate(item_id: str, audio_end_ms: int) -> Event:
     return {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": audio_end_ms}
 

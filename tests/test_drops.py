@@ -15,7 +15,7 @@ from gradio_client import Client
 from benchmarks.soak_cuts import CUT_POSITIONS
 from benchmarks.soak_flaps import HistoryAssistant, app_behind_flaps, chat_messages
 from conversation.conversation import Conversation
-from conversation.gate import ResponseGate
+from conversation.gate import GiveUp, ResponseGate
 from offline.engine import Say
 from offline.server import CutPoint, RealtimeServer
 from offline.speech import EnergyTurnDetector
@@ -102,13 +102,17 @@ def test_chat_returns_the_answer_not_the_reconnect_notice_when_the_drop_follows_
 
 
 async def test_a_request_that_drops_before_response_created_again_and_again_is_never_given_up():
+    gate = ResponseGate(created_timeout=0.2)
     sent, given_up = [], []
 
-    async def send(request) -> None:
-        sent.append(request)
+    async def follow() -> None:
+        async for decision in gate.decisions():
+            if isinstance(decision, GiveUp):
+                given_up.append(decision.request)
+            else:
+                sent.append(decision)
 
-    gate = ResponseGate(send, given_up.append, created_timeout=0.2)
-    runner = asyncio.create_task(gate.run())
+    runner = asyncio.create_task(follow())
     try:
         gate.connected()
         gate.request({"t1"}, separate=True)
@@ -120,7 +124,7 @@ async def test_a_request_that_drops_before_response_created_again_and_again_is_n
             assert given_up == []  # a drop is not the service failing to answer
             gate.connected()
         await asyncio.sleep(0.05)
-        assert gate.on_response_created("resp_1", {"request_id": sent[-1].request_id}) == {"t1"}
+        assert gate.on_response_created("resp_1", sent[-1].request_id) == {"t1"}
     finally:
         runner.cancel()
 

@@ -7,26 +7,30 @@ import asyncio
 
 import pytest
 
-from conversation.gate import Request, ResponseGate
+from conversation.gate import GiveUp, Request, ResponseGate
 
 
 class Wire:
-    """Records what the gate sends; the real conversation turns these into `response.create`."""
+    """Follows the gate's decisions as the conversation does, recording each request it would send."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: ResponseGate) -> None:
+        self.gate = gate
         self.sent: list[Request] = []
+        self.given_up: list[Request] = []
 
-    async def __call__(self, request: Request) -> None:
-        self.sent.append(request)
+    async def follow(self) -> None:
+        async for decision in self.gate.decisions():
+            if isinstance(decision, GiveUp):
+                self.given_up.append(decision.request)
+            else:
+                self.sent.append(decision)
 
 
 @pytest.fixture
 async def wire():
-    wire = Wire()
-    wire.given_up = []  # type: ignore[attr-defined]
-    gate = ResponseGate(wire, wire.given_up.append, created_timeout=0.3)  # type: ignore[attr-defined]
-    wire.gate = gate  # type: ignore[attr-defined]
-    runner = asyncio.create_task(gate.run())
+    wire = Wire(ResponseGate(created_timeout=0.3))
+    gate = wire.gate
+    runner = asyncio.create_task(wire.follow())
     gate.connected()
     yield wire
     runner.cancel()
@@ -45,11 +49,11 @@ async def test_one_response_at_a_time_and_tool_results_coalesce(wire):
     gate.request({"t3"}, tools_allowed=False)
     await settle()
     assert len(wire.sent) == 1
-    assert gate.on_response_created("r1", {"request_id": wire.sent[0].request_id}) == {"t1"}
+    assert gate.on_response_created("r1", wire.sent[0].request_id) == {"t1"}
     gate.on_response_done("r1")
     await settle()
     assert len(wire.sent) == 2 and wire.sent[1].tools_allowed  # one of the merged requests allowed tools
-    assert gate.on_response_created("r2", {"request_id": wire.sent[1].request_id}) == {"t2", "t3"}
+    assert gate.on_response_created("r2", wire.sent[1].request_id) == {"t2", "t3"}
 
 
 async def test_typed_messages_are_answered_one_by_one_in_order(wire):
@@ -60,7 +64,7 @@ async def test_typed_messages_are_answered_one_by_one_in_order(wire):
     for n in range(3):
         await settle()
         assert len(wire.sent) == n + 1
-        answered.append(gate.on_response_created(f"r{n}", {"request_id": wire.sent[n].request_id}))
+        answered.append(gate.on_response_created(f"r{n}", wire.sent[n].request_id))
         gate.on_response_done(f"r{n}")
     assert answered == [{"m1"}, {"m2"}, {"m3"}]
 
@@ -70,10 +74,10 @@ async def test_without_echoed_metadata_the_next_response_is_ours(wire):
     gate.request({"m1"}, separate=True)
     gate.request({"m2"}, separate=True)
     await settle()
-    assert gate.on_response_created("r1", None) == {"m1"}
+    assert gate.on_response_created("r1") == {"m1"}
     gate.on_response_done("r1")
     await settle()
-    assert gate.on_response_created("r2", {}) == {"m2"}
+    assert gate.on_response_created("r2") == {"m2"}
 
 
 async def test_without_metadata_a_committed_voice_turn_gets_the_services_response(wire):
@@ -83,10 +87,10 @@ async def test_without_metadata_a_committed_voice_turn_gets_the_services_respons
     gate.request({"m1"}, separate=True)
     await asyncio.sleep(0.6)  # past the grace: our request goes out while the voice turn is pending
     assert len(wire.sent) == 1
-    assert gate.on_response_created("vad", None) == set()  # the service's own answer comes first
+    assert gate.on_response_created("vad") == set()  # the service's own answer comes first
     gate.on_response_done("vad")
     await settle()
-    assert gate.on_response_created("r1", None) == {"m1"}
+    assert gate.on_response_created("r1") == {"m1"}
 
 
 async def test_a_request_never_answered_is_asked_again_then_given_up(wire):
@@ -109,11 +113,11 @@ async def test_a_late_answer_to_a_retried_request_is_still_recognised(wire):
     first_id = wire.sent[0].request_id
     await asyncio.sleep(0.35)  # timed out and sent again under a new id
     assert len(wire.sent) == 2
-    assert gate.on_response_created("r1", {"request_id": first_id}) == {"m1"}
+    assert gate.on_response_created("r1", first_id) == {"m1"}
     gate.on_response_done("r1")
     gate.request({"m2"}, separate=True)
     await settle()
-    assert gate.on_response_created("r2", None) == {"m2"}
+    assert gate.on_response_created("r2") == {"m2"}
 
 
 async def test_waits_while_the_user_speaks_and_for_the_services_own_response(wire):
@@ -125,7 +129,7 @@ async def test_waits_while_the_user_speaks_and_for_the_services_own_response(wir
     gate.on_speech_stopped()
     await settle()
     assert wire.sent == []  # the service gets a moment to start its own answer to the voice turn
-    assert gate.on_response_created("vad", None) == set()
+    assert gate.on_response_created("vad") == set()
     await asyncio.sleep(0.6)
     assert wire.sent == []  # not while that answer is active
     gate.on_response_done("vad")
@@ -138,20 +142,20 @@ async def test_recovers_from_a_collision_without_losing_the_request(wire):
     gate.request({"t1"})
     await settle()
     gate.on_active_response_error()  # a response we had not seen yet was active
-    gate.on_response_created("other", None)
+    gate.on_response_created("other")
     await settle()
     assert len(wire.sent) == 1
     gate.on_response_done("other")
     await settle()
     assert len(wire.sent) == 2
-    assert gate.on_response_created("r2", {"request_id": wire.sent[1].request_id}) == {"t1"}
+    assert gate.on_response_created("r2", wire.sent[1].request_id) == {"t1"}
 
 
 async def test_a_drop_loses_the_active_response_and_resends_what_was_in_flight(wire):
     gate = wire.gate
     gate.request({"m1"}, separate=True)
     await settle()
-    gate.on_response_created("r1", None)
+    gate.on_response_created("r1")
     gate.request({"m2"}, separate=True)
     assert gate.disconnected() == "r1"
     gate.connected()
