@@ -21,6 +21,7 @@ from conversation.calls import FunctionCalls
 from conversation.feed import ChangeFeed, Snapshot
 from conversation.gate import Request, ResponseGate
 from conversation.link import ConnectionState, ServiceLink
+from conversation.notices import Notice, NoticeKind
 from conversation.tool_runner import CallStatus
 from conversation.transcript import Item, Transcript
 from conversation.turns import Turn, Turns
@@ -81,8 +82,7 @@ class Conversation:
             return
         missing = missing_settings(self.settings)
         if missing:
-            notice = f"Realtime API の設定が足りません: {', '.join(missing)} を .env に設定してください。"
-            self.link.give_up(ConnectionState.NOT_CONFIGURED, notice)
+            self.link.give_up(ConnectionState.NOT_CONFIGURED, Notice(NoticeKind.NOT_CONFIGURED, names=tuple(missing)))
             return
         self._tasks = [
             asyncio.create_task(self.link.run(), name="realtime link"),
@@ -122,7 +122,7 @@ class Conversation:
         return self.link.state
 
     @property
-    def notice(self) -> str:
+    def notice(self) -> Notice | None:
         return self.link.notice
 
     @property
@@ -239,7 +239,7 @@ class Conversation:
 
     def _give_up(self, request: Request) -> None:
         self.turns.given_up(request.causes)
-        self.link.notice = "サービスが応答しませんでした。もう一度お試しください。"
+        self.link.notice = Notice(NoticeKind.NO_ANSWER)
         self.feed.changed()
 
     # ---- server events -----------------------------------------------------------------------
@@ -280,7 +280,7 @@ class Conversation:
     async def _on_user_transcript_failed(self, event: Event) -> None:
         if self.transcript.not_heard(event["item_id"]):
             if reason := (event.get("error") or {}).get("message"):  # e.g. the offline model could not be had
-                self.link.notice = f"音声を文字にできませんでした: {reason}"
+                self.link.notice = Notice(NoticeKind.NOT_HEARD, reason)
             self.feed.changed()
 
     async def _on_response_created(self, event: Event) -> None:
@@ -336,5 +336,5 @@ class Conversation:
             return
         log.warning("realtime error %s: %s", code, error.get("message"))
         if code not in ("response_cancel_not_active",) and "truncat" not in (error.get("message") or "").lower():
-            self.link.notice = f"サービスからのエラー: {error.get('message') or code}"
+            self.link.notice = Notice(NoticeKind.SERVICE_ERROR, error.get("message") or code)
             self.feed.changed()

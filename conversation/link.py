@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Protocol
 
+from conversation.notices import Notice, NoticeKind, connect_failed
 from realtime.connection import ConnectError, RealtimeConnection
 from realtime.dialect import Event
 from settings import RealtimeSettings
@@ -51,7 +52,7 @@ class ServiceLink:
         self._owner, self._on_change, self._quiet = owner, on_change, quiet
         self._rotate_after = settings.rotate_after
         self.state = ConnectionState.NOT_CONNECTED
-        self.notice = ""
+        self.notice: Notice | None = None
         self.rotations = 0
         self._up = asyncio.Event()
         self._gave_up = asyncio.Event()  # connecting cannot succeed (missing settings, wrong key)
@@ -66,7 +67,7 @@ class ServiceLink:
     def gave_up(self) -> bool:
         return self._gave_up.is_set()
 
-    def give_up(self, state: ConnectionState, notice: str) -> None:
+    def give_up(self, state: ConnectionState, notice: Notice) -> None:
         self.state, self.notice = state, notice
         self._gave_up.set()
         self._on_change()
@@ -95,9 +96,9 @@ class ServiceLink:
                 await self._connection.open()
                 await self._owner.configure(fresh)
                 if self._rotating:
-                    self.notice = ""
+                    self.notice = None
                 elif not fresh:
-                    self.notice = "再接続しました。会話の内容を引き継いでいます。"
+                    self.notice = Notice(NoticeKind.RECONNECTED)
                 self._rotating, fresh = False, False
                 self.state, was_up, failures = ConnectionState.CONNECTED, True, 0
                 self._up.set()
@@ -106,9 +107,9 @@ class ServiceLink:
                 async for event in self._connection.events():
                     await self._owner.dispatch(event)
             except ConnectError as exc:
-                self.state, self.notice = ConnectionState.FAILED, str(exc)
+                self.state, self.notice = ConnectionState.FAILED, connect_failed(exc)
                 if not exc.retry:  # a wrong key or URL will not fix itself
-                    self.give_up(ConnectionState.FAILED, str(exc))
+                    self.give_up(ConnectionState.FAILED, connect_failed(exc))
                     return
             except Exception:  # a socket dropped mid-send or similar: recover like any other drop
                 log.warning("realtime connection failed", exc_info=True)
@@ -123,7 +124,7 @@ class ServiceLink:
             if self._rotating:
                 continue  # a planned move: reconnect at once, quietly
             if was_up:
-                self.notice = "接続が切れたため再接続しています（会話の内容は引き継がれます）。"
+                self.notice = Notice(NoticeKind.RECONNECTING)
             self._on_change()
             await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
             failures += 1
