@@ -44,7 +44,7 @@ def _call(call: ToolCall) -> dict[str, Any]:
         "seconds": round(call.elapsed(), 3) if call.finished_at else None,
         "summary": call.summary,
         "result": _decoded(call.output) if call.finished_at else None,
-    }
+    } | ({"cancel_reason": str(call.cancel_reason)} if call.cancel_reason else {})  # only then: others as before
 
 
 def _entry(item: Item, calls: Mapping[str, dict[str, Any]]) -> dict[str, Any] | None:
@@ -53,6 +53,8 @@ def _entry(item: Item, calls: Mapping[str, dict[str, Any]]) -> dict[str, Any] | 
                  "arguments": _decoded(item.arguments), "output": _decoded(item.output)}
         if known := calls.get(item.call_id):
             entry.update(status=known["status"], seconds=known["seconds"], summary=known["summary"])
+            if "cancel_reason" in known:
+                entry["cancel_reason"] = known["cancel_reason"]
         return entry
     if item.role not in ROLES:
         return None

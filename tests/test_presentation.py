@@ -7,11 +7,14 @@ import re
 
 from conversation.export import conversation_record, to_json
 from conversation.notices import Notice, NoticeKind
+from conversation.tool_runner import CancelReason, ToolCall, ToolRunner
 from conversation.transcript import Item, Transcript
 from realtime.connection import ConnectFailure
+from tools import default_toolbox
+from web.api import tool_rows
 from web.chat import chatbot_messages
 from web.export import to_markdown
-from web.labels import notice_label
+from web.labels import CALL_STATUS_LABELS, notice_label
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
@@ -47,3 +50,17 @@ def test_speech_that_was_not_heard_is_said_so_on_the_page_in_the_export_and_to_t
     assert "**ユーザー:** （音声を文字にできませんでした）" in to_markdown(record)
     replayed = json.dumps(transcript.replay("ga", 10), ensure_ascii=False)
     assert "（音声を文字にできませんでした）" in replayed
+
+
+def test_a_call_cancelled_unasked_says_why_in_the_table_and_the_export():
+    async def ended(_call: ToolCall) -> None: ...
+
+    call = ToolRunner(default_toolbox(), lambda _call: None, ended).skip("call_1", "get_weather", "{}")
+    assert call.summary == "" and call.cancel_reason == CancelReason.RESPONSE_INTERRUPTED
+    why = "応答が中断されたため実行しませんでした"
+    assert tool_rows([call])[0][5] == why
+    item = Item("fc_1", "function_call", call_id="call_1", name="get_weather", arguments="{}")
+    record = conversation_record([item], [call], None)
+    assert record["tool_calls"][0]["cancel_reason"] == "response_interrupted"
+    markdown = to_markdown(record, CALL_STATUS_LABELS)
+    assert f"→ キャンセル: {why}" in markdown and f"| {why} |" in markdown

@@ -20,7 +20,7 @@ import gradio as gr
 
 from conversation.tool_runner import ToolCall
 from web.browsers import BrowserSessions
-from web.labels import ERROR_TITLE, call_status_label, cancelled_label, notice_label, progress_label
+from web.labels import ERROR_TITLE, call_status_label, call_summary_label, cancelled_label, notice_label, progress_label
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def tool_rows(calls: Iterable[ToolCall], now: float | None = None) -> list[list[
         arguments = call.arguments
         if len(arguments) > ARGUMENT_CHARS:
             arguments = arguments[:ARGUMENT_CHARS - 1] + "…"
-        status, result = call_status_label(call.status), call.summary
+        status, result = call_status_label(call.status), call_summary_label(call.summary, call.cancel_reason)
         if call.finished_at is None:  # while running: how far it is, and what it is doing
             progress = call.progress
             status += f" {progress_label(progress.done, progress.total)}" if progress else ""

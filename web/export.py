@@ -11,6 +11,7 @@ from typing import Any
 
 from conversation.transcript import Message
 from web.chat import message_text
+from web.labels import call_summary_label
 
 ROLE_LABELS = {"user": "ユーザー", "assistant": "アシスタント"}
 KIND_LABELS = {"voice": "音声（話し終わり → 最初の音声）", "typed": "テキスト（送信 → 最初の文字）"}
@@ -48,8 +49,8 @@ def _transcript_lines(record: Mapping[str, Any], labels: Mapping[str, str]) -> l
             status = labels.get(entry.get("status", ""), entry.get("status", ""))
             arguments = json.dumps(entry["arguments"], ensure_ascii=False)
             result = f" → {status}" if status else ""
-            if entry.get("summary"):
-                result += f": {entry['summary']}"
+            if summary := call_summary_label(entry.get("summary", ""), entry.get("cancel_reason")):
+                result += f": {summary}"
             lines.append(f"> 🔧 `{entry['name']}` {arguments}{result}")
         lines.append("")
     if not record["transcript"]:
@@ -61,7 +62,8 @@ def _calls_lines(record: Mapping[str, Any], labels: Mapping[str, str]) -> list[s
     if not record["tool_calls"]:
         return []
     rows = [[_clock(c["started_at"]), c["name"], c["arguments"], labels.get(c["status"], c["status"]),
-             _seconds(c["seconds"]), c["summary"]] for c in record["tool_calls"]]
+             _seconds(c["seconds"]), call_summary_label(c["summary"], c.get("cancel_reason"))]
+            for c in record["tool_calls"]]
     lines = ["## ツールの実行", "", *_table(["開始時刻", "ツール", "引数", "状態", "所要時間", "結果"], rows)]
     lines += ["", "### ツールの結果", ""]
     for c in record["tool_calls"]:

@@ -104,6 +104,18 @@ def call_status_label(status: str) -> str:
     return CALL_STATUS_LABELS.get(status, status)
 
 
+# What the tool table's 結果 says of a call cancelled that nobody asked to stop (tool_runner.CancelReason)
+CANCEL_REASON_LABELS: dict[str, str] = {
+    "response_interrupted": "応答が中断されたため実行しませんでした",
+    "session_ended": "セッション終了のため中止しました",
+}
+
+
+def call_summary_label(summary: str, cancel_reason: str | None) -> str:
+    """A call's result in a word: the tool's own summary, else why it was cancelled."""
+    return summary or CANCEL_REASON_LABELS.get(cancel_reason or "", "")
+
+
 def connection_label(state: str) -> str:
     return CONNECTION_LABELS.get(state, state)
 
