@@ -58,10 +58,9 @@ def shared_state(settings: Settings) -> SharedState | None:
     if not settings.redis_url:
         return None
     from shared_state.replica import SharedState
-    from web.labels import SHARED_STORE_DOWN
 
     log.info("shared state in Redis (conversations kept %.0f s after their last change)", settings.redis_ttl)
-    return SharedState(settings.redis_url, settings.redis_ttl, SHARED_STORE_DOWN)
+    return SharedState(settings.redis_url, settings.redis_ttl)
 
 
 def create_app(settings: Settings, host: str = "127.0.0.1", share: bool = False, debug: bool = False,

@@ -34,6 +34,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from gradio_client import Client  # noqa: E402
 
+from web.chat import chatbot_messages  # noqa: E402
+
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 STILL_FINE = "まだ大丈夫？"
 MESSAGES_PER_CONVERSATION = 250
@@ -322,7 +324,8 @@ def page_soak(app, count: int, seed: int = 5) -> dict:
             if should_answer:
                 def answered(message: str = message) -> bool:
                     conversation = app.registry.peek(hashes.current)
-                    texts = [m["content"] for m in conversation.transcript.messages()] if conversation else []
+                    shown = chatbot_messages(conversation.transcript.messages()) if conversation else []
+                    texts = [m["content"] for m in shown]
                     return texts[-2:] == [message.strip(), expected_reply(message)]
                 wait_until(page, answered, 15, f"an answer to {kind} {message[:30]!r}")
                 # The page drops a submit while its last one is still pending: wait until that one is done.

@@ -40,6 +40,8 @@ from offline.server import ConnectionRecord, RealtimeServer  # noqa: E402
 from offline.speech import EnergyTurnDetector  # noqa: E402
 from settings import load_settings  # noqa: E402
 from tools import Toolbox, ToolError, ToolRegistry  # noqa: E402
+from web.chat import chatbot_messages  # noqa: E402
+from web.labels import notice_label  # noqa: E402
 
 OUTCOMES = ("success", "error", "timeout", "malformed", "unknown", "cancelled", "slow")
 EXPECTED = {"success": CallStatus.DONE, "error": CallStatus.FAILED, "timeout": CallStatus.TIMEOUT,
@@ -219,9 +221,10 @@ def check(conversation: Conversation, record: ConnectionRecord, figures: ToolFig
     errors = record.sent_of_type("error")
     figures.active_response_errors += sum(e["error"].get("code") == "conversation_already_has_active_response"
                                           for e in errors)
-    shown = " ".join(m["content"] for m in conversation.snapshot().messages) + " " + conversation.notice
-    if "active response" in shown or "already has" in shown or "エラー" in conversation.notice:
-        figures.problems.append(f"{label}: an error reached the user: {conversation.notice!r}")
+    notice = notice_label(conversation.notice)
+    shown = " ".join(m["content"] for m in chatbot_messages(conversation.snapshot().messages)) + " " + notice
+    if "active response" in shown or "already has" in shown or "エラー" in notice:
+        figures.problems.append(f"{label}: an error reached the user: {notice!r}")
 
 
 def traced_kib() -> float:

@@ -24,6 +24,7 @@ from conversation.calls import FunctionCalls
 from conversation.feed import ChangeFeed, Snapshot
 from conversation.gate import GiveUp, Request, ResponseGate
 from conversation.link import ConnectionState, ServiceLink, SessionEnded, SessionStarted
+from conversation.notices import Notice, NoticeKind
 from conversation.outbox import Outbox
 from conversation.tool_runner import CallStatus
 from conversation.transcript import Item, Transcript
@@ -84,8 +85,7 @@ class Conversation:
             return
         missing = missing_settings(self.settings)
         if missing:
-            notice = f"Realtime API の設定が足りません: {', '.join(missing)} を .env に設定してください。"
-            self.link.give_up(ConnectionState.NOT_CONFIGURED, notice)
+            self.link.give_up(ConnectionState.NOT_CONFIGURED, Notice(NoticeKind.NOT_CONFIGURED, names=tuple(missing)))
             return
         self._tasks = [
             asyncio.create_task(self._follow_link(), name="realtime link"),
@@ -125,7 +125,7 @@ class Conversation:
         return self.link.state
 
     @property
-    def notice(self) -> str:
+    def notice(self) -> Notice | None:
         return self.link.notice
 
     @property
@@ -260,7 +260,7 @@ class Conversation:
 
     def _give_up(self, request: Request) -> None:
         self.turns.given_up(request.causes)
-        self.link.notice = "サービスが応答しませんでした。もう一度お試しください。"
+        self.link.notice = Notice(NoticeKind.NO_ANSWER)
         self.feed.changed()
 
     # ---- server events -----------------------------------------------------------------------
@@ -300,7 +300,7 @@ class Conversation:
                 self.feed.changed()
         elif self.transcript.not_heard(event.item_id):
             if event.reason:  # e.g. the offline model could not be had
-                self.link.notice = f"音声を文字にできませんでした: {event.reason}"
+                self.link.notice = Notice(NoticeKind.NOT_HEARD, event.reason)
             self.feed.changed()
 
     async def _on_response_created(self, event: ev.ResponseCreated) -> None:
@@ -350,5 +350,5 @@ class Conversation:
             return
         log.warning("realtime error %s: %s", event.code, event.message)
         if event.code not in ("response_cancel_not_active",) and "truncat" not in event.message.lower():
-            self.link.notice = f"サービスからのエラー: {event.message or event.code}"
+            self.link.notice = Notice(NoticeKind.SERVICE_ERROR, event.message or event.code)
             self.feed.changed()

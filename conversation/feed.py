@@ -8,17 +8,19 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from conversation.link import ConnectionState
+from conversation.notices import Notice
 from conversation.tool_runner import ToolCall
+from conversation.transcript import Message
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """What a UI shows of a conversation at one moment."""
 
-    messages: list[dict[str, str]]
+    messages: list[Message]  # web/chat.py renders them
     calls: list[ToolCall]
     state: ConnectionState
-    notice: str
+    notice: Notice | None  # web/labels.py words it
 
 
 class ChangeFeed:

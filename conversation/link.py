@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from conversation.notices import Notice, NoticeKind, connect_failed
 from realtime.connection import ConnectError, RealtimeConnection
 from realtime.dialect import Event
 from realtime.events import ServerEvent
@@ -58,7 +59,7 @@ class ServiceLink:
         self._on_change, self._quiet = on_change, quiet
         self._rotate_after = settings.rotate_after
         self.state = ConnectionState.NOT_CONNECTED
-        self.notice = ""
+        self.notice: Notice | None = None
         self.rotations = 0
         self._up = asyncio.Event()
         self._gave_up = asyncio.Event()  # connecting cannot succeed (missing settings, wrong key)
@@ -73,7 +74,7 @@ class ServiceLink:
     def gave_up(self) -> bool:
         return self._gave_up.is_set()
 
-    def give_up(self, state: ConnectionState, notice: str) -> None:
+    def give_up(self, state: ConnectionState, notice: Notice) -> None:
         self.state, self.notice = state, notice
         self._gave_up.set()
         self._on_change()
@@ -108,9 +109,9 @@ class ServiceLink:
                 if not self._connection.is_open:
                     raise ConnectionError("the new service session could not be configured")
                 if self._rotating:
-                    self.notice = ""
+                    self.notice = None
                 elif not fresh:
-                    self.notice = "再接続しました。会話の内容を引き継いでいます。"
+                    self.notice = Notice(NoticeKind.RECONNECTED)
                 self._rotating, fresh = False, False
                 self.state, was_up, failures = ConnectionState.CONNECTED, True, 0
                 self._up.set()
@@ -119,9 +120,9 @@ class ServiceLink:
                 async for event in self._connection.events():
                     yield event
             except ConnectError as exc:
-                self.state, self.notice = ConnectionState.FAILED, str(exc)
+                self.state, self.notice = ConnectionState.FAILED, connect_failed(exc)
                 if not exc.retry:  # a wrong key or URL will not fix itself
-                    self.give_up(ConnectionState.FAILED, str(exc))
+                    self.give_up(ConnectionState.FAILED, connect_failed(exc))
                     refused = True
             except Exception:  # a socket dropped mid-send or similar: recover like any other drop
                 log.warning("realtime connection failed", exc_info=True)
@@ -136,7 +137,7 @@ class ServiceLink:
             if self._rotating:
                 continue  # a planned move: reconnect at once, quietly
             if was_up:
-                self.notice = "接続が切れたため再接続しています（会話の内容は引き継がれます）。"
+                self.notice = Notice(NoticeKind.RECONNECTING)
             self._on_change()
             await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
             failures += 1

@@ -33,6 +33,13 @@ class CallStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class CancelReason(StrEnum):
+    """Why a call was cancelled that nobody asked to stop; the UI owns the words (web/labels.py)."""
+
+    RESPONSE_INTERRUPTED = "response_interrupted"  # it came in a cancelled response: never run
+    SESSION_ENDED = "session_ended"
+
+
 @dataclass
 class ToolCall:
     call_id: str
@@ -47,6 +54,7 @@ class ToolCall:
     output: str = ""
     progress: Progress | None = None  # the latest the tool reported while running
     cancel_requested: bool = False  # by the user or the model (not the end of the session)
+    cancel_reason: CancelReason | None = None  # cancelled without being asked to
 
     def elapsed(self, now: float | None = None) -> float:
         return (self.finished_at or now or time.time()) - self.started_at
@@ -84,7 +92,7 @@ class ToolRunner:
     def skip(self, call_id: str, name: str, arguments: str) -> ToolCall:
         """A call from a cancelled response: not run, but recorded and answered as cancelled."""
         call = ToolCall(call_id, name, arguments, status=CallStatus.CANCELLED, finished_at=time.time())
-        call.summary = "応答が中断されたため実行しませんでした"
+        call.cancel_reason = CancelReason.RESPONSE_INTERRUPTED
         call.output = json.dumps({"status": "cancelled", "reason": "response interrupted"}, ensure_ascii=False)
         self.calls[call_id] = call
         self._on_change(call)
@@ -108,7 +116,8 @@ class ToolRunner:
             self._finish(call, CallStatus.TIMEOUT, {"status": "timeout", "error": message}, message)
         except asyncio.CancelledError:
             if not call.cancel_requested:
-                self._finish(call, CallStatus.CANCELLED, {"status": "cancelled"}, "セッション終了のため中止しました")
+                call.cancel_reason = CancelReason.SESSION_ENDED
+                self._finish(call, CallStatus.CANCELLED, {"status": "cancelled"}, "")
                 raise
             # Stopped on request: the call still ends normally, so the model is told it was cancelled.
             asyncio.current_task().uncancel()  # type: ignore[union-attr]

@@ -54,6 +54,22 @@ class Item:
     # An assistant message's `phase` (gpt-realtime-2): "commentary" for a preamble said before a tool
     # call, "final_answer" for the answer. Both are speech the user heard: shown, counted and replayed alike.
     phase: str = ""
+    unheard: bool = False  # a voice turn the service could not transcribe
+
+
+@dataclass(frozen=True)
+class Message:
+    """A user's or the assistant's message as it stands now (a copy: items keep changing); web/ shows it."""
+
+    role: str
+    text: str
+    pending: bool = False
+    interrupted: bool = False
+    unheard: bool = False
+
+
+# What a fresh service session reads in place of speech that could not be transcribed (the model's, not the UI's).
+UNHEARD_FOR_MODEL = "（音声を文字にできませんでした）"
 
 
 class Transcript:
@@ -113,7 +129,7 @@ class Transcript:
     def not_heard(self, item_id: str) -> bool:
         item = self.get(item_id)
         if item is not None:
-            item.text, item.pending = "（音声を文字にできませんでした）", False
+            item.unheard, item.pending = True, False
         return item is not None
 
     def answer_grew(self, item_id: str, delta: str) -> bool:
@@ -144,18 +160,10 @@ class Transcript:
     def call(self, call_id: str) -> Item | None:
         return next((i for i in self.items if i.kind == "function_call" and i.call_id == call_id), None)
 
-    def messages(self) -> list[dict[str, str]]:
-        """The chat as `gr.Chatbot(type="messages")` wants it."""
-        shown = []
-        for item in self.items:
-            if item.kind != "message" or item.role not in ("user", "assistant"):
-                continue
-            text = "🎤 …" if item.pending else item.text
-            if item.interrupted:
-                text += " …（中断）"
-            if text:
-                shown.append({"role": item.role, "content": text})
-        return shown
+    def messages(self) -> list[Message]:
+        """The user's and the assistant's messages in order (what a chat shows)."""
+        return [Message(i.role, i.text, i.pending, i.interrupted, i.unheard) for i in self.items
+                if i.kind == "message" and i.role in ("user", "assistant")]
 
     def replay(self, dialect: Dialect, max_items: int) -> list[Event]:
         """The latest `max_items` items, to recreate in a fresh service session so the model keeps its
@@ -166,8 +174,8 @@ class Transcript:
                 events.append({"id": item.item_id, **function_call_item(item.call_id, item.name, item.arguments)})
                 if item.output is not None:
                     events.append(function_output_item(item.call_id, item.output))
-            elif item.text and item.role == "user":
-                events.append({"id": item.item_id, **user_text_item(item.text)})
+            elif (item.text or item.unheard) and item.role == "user":
+                events.append({"id": item.item_id, **user_text_item(item.text or UNHEARD_FOR_MODEL)})
             elif item.text and item.role == "assistant":  # a preamble too; its `phase` is not sent back, as
                 # the SDK's realtime assistant item (realtime_conversation_item_assistant_message_param.py) has none
                 events.append({"id": item.item_id, **assistant_text_item(item.text, dialect)})

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlparse
 
@@ -23,15 +24,28 @@ from settings import RealtimeSettings
 log = logging.getLogger(__name__)
 
 
+class ConnectFailure(StrEnum):
+    """Why a connection attempt failed; web/ says it in Japanese."""
+
+    AUTH = "auth"  # HTTP 401/403: the key
+    NOT_FOUND = "not_found"  # HTTP 404: the endpoint or deployment
+    RATE_LIMITED = "rate_limited"  # HTTP 429
+    REFUSED = "refused"  # any other HTTP status
+    TIMEOUT = "timeout"
+    NETWORK = "network"  # DNS, refused socket, TLS…
+    OTHER = "other"  # `detail` names the exception's type
+
+
 class ConnectError(Exception):
-    """A connection attempt failed; `str()` is a Japanese message fit for the UI (no secrets).
+    """A connection attempt failed: `failure` says why, `detail` adds the HTTP status or the exception's type
+    (never the URL's query or a key); `str()` is for logs.
 
     `retry` says whether trying again later may help (network, rate limit) or not (auth, URL).
     """
 
-    def __init__(self, message: str, *, retry: bool) -> None:
-        super().__init__(message)
-        self.retry = retry
+    def __init__(self, failure: ConnectFailure, detail: str = "", *, retry: bool) -> None:
+        super().__init__(f"{failure} {detail}".strip())
+        self.failure, self.detail, self.retry = failure, detail, retry
 
 
 def _websocket_base(endpoint: str, path: str) -> str:
@@ -65,26 +79,21 @@ def open_manager(settings: RealtimeSettings) -> Any:
 
 
 def describe_failure(exc: BaseException) -> ConnectError:
-    """Turn a handshake/network failure into a clear message (never the URL's query or a key)."""
+    """Turn a handshake/network failure into a typed error (never the URL's query or a key)."""
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
         if status in (401, 403):
-            return ConnectError(f"認証に失敗しました（HTTP {status}）。API キーを確認してください。", retry=False)
+            return ConnectError(ConnectFailure.AUTH, str(status), retry=False)
         if status == 404:
-            return ConnectError(
-                "エンドポイントまたはデプロイメントが見つかりません（HTTP 404）。"
-                "AZURE_OPENAI_ENDPOINT と AZURE_OPENAI_DEPLOYMENT を確認してください。",
-                retry=False,
-            )
+            return ConnectError(ConnectFailure.NOT_FOUND, str(status), retry=False)
         if status == 429:
-            return ConnectError("利用上限に達しました（HTTP 429）。しばらく待ってから再接続します。", retry=True)
-        return ConnectError(f"Realtime サービスが接続を拒否しました（HTTP {status}）。", retry=status >= 500)
+            return ConnectError(ConnectFailure.RATE_LIMITED, str(status), retry=True)
+        return ConnectError(ConnectFailure.REFUSED, str(status), retry=status >= 500)
     if isinstance(exc, TimeoutError):
-        return ConnectError("Realtime サービスへの接続がタイムアウトしました。", retry=True)
+        return ConnectError(ConnectFailure.TIMEOUT, retry=True)
     if isinstance(exc, OSError):
-        message = "Realtime サービスに接続できません。ネットワークとエンドポイントを確認してください。"
-        return ConnectError(message, retry=True)
-    return ConnectError(f"Realtime サービスに接続できません（{type(exc).__name__}）。", retry=True)
+        return ConnectError(ConnectFailure.NETWORK, retry=True)
+    return ConnectError(ConnectFailure.OTHER, type(exc).__name__, retry=True)
 
 
 class RealtimeConnection:

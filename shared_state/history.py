@@ -30,7 +30,7 @@ _ITEM_FIELDS = {f.name for f in dataclasses.fields(Item)}
 
 def _signature(item: Item) -> tuple:
     """What decides whether an item must be written again (strings compare by identity first: cheap)."""
-    return item.text, item.pending, item.interrupted, item.sent, item.output, item.arguments, item.role
+    return item.text, item.pending, item.interrupted, item.sent, item.output, item.arguments, item.role, item.unheard
 
 
 def _reported(tokens: dict[str, int]) -> dict[str, Any]:

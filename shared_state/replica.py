@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from conversation.conversation import Conversation
+from conversation.notices import Notice, NoticeKind
 from shared_state.history import ConversationRecord
 from shared_state.store import SharedStore
 from shared_state.voice_slots import VoiceSlots
@@ -22,6 +23,7 @@ from shared_state.voice_slots import VoiceSlots
 log = logging.getLogger(__name__)
 
 RESTORE_SECONDS = 3.0  # a slow Redis must not keep a conversation from starting
+STORE_DOWN = Notice(NoticeKind.SHARED_STORE_DOWN)
 
 
 class Call(Protocol):
@@ -31,11 +33,10 @@ class Call(Protocol):
 
 
 class SharedState:
-    def __init__(self, url: str, ttl: float, down_notice: str) -> None:
+    def __init__(self, url: str, ttl: float) -> None:
         self.store = SharedStore(url)
         self.slots = VoiceSlots(self.store)
         self._ttl = ttl
-        self._down_notice = down_notice  # what a user reads while Redis is unreachable (Japanese, from web/)
         self._starting: set[Conversation] = set()
         self._live: dict[Conversation, ConversationRecord] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -101,9 +102,9 @@ class SharedState:
     def _show_notice(self, conversation: Conversation, down: bool) -> None:
         link = conversation.link
         if down and not link.notice:
-            link.notice = self._down_notice
-        elif not down and link.notice == self._down_notice:
-            link.notice = ""
+            link.notice = STORE_DOWN
+        elif not down and link.notice == STORE_DOWN:
+            link.notice = None
         conversation.feed.changed()
 
     # ---- voice calls -----------------------------------------------------------------------------

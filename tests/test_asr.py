@@ -18,6 +18,7 @@ from offline.engine import TranscriptionFailed
 from offline.runtime import build_offline_server
 from offline.speech import synthesize
 from settings import RealtimeSettings, load_settings
+from web.chat import chatbot_messages
 
 SILENCE = np.zeros(24_000, np.int16)
 
@@ -153,7 +154,7 @@ async def test_two_utterances_are_transcribed_in_order_while_audio_keeps_flowing
         committed = [e["item_id"] for e in record.sent_of_type("input_audio_buffer.committed")]
         assert [e["item_id"] for e in done] == committed
         def heard() -> list[str]:  # the client reads the socket after the server wrote it: wait for both
-            users = [m["content"] for m in session.transcript.messages() if m["role"] == "user"]
+            users = [m["content"] for m in chatbot_messages(session.transcript.messages()) if m["role"] == "user"]
             return users if len(users) == 2 and "🎤 …" not in users else []
 
         assert [plain(u) for u in await eventually(heard, 10)] == ["こんにちは", "ありがとう"]

@@ -14,6 +14,7 @@ from conftest import API_KEY, ToneVoice, eventually, settings_for
 from conversation.conversation import Conversation
 from offline.server import RealtimeServer
 from offline.speech import EnergyTurnDetector
+from web.chat import chatbot_messages
 
 FLAVOURS = ["azure-ga", "azure-preview"]
 
@@ -78,7 +79,7 @@ async def test_simultaneous_messages_each_get_their_own_answer_in_order(server):
         turns = await asyncio.gather(*(conversation.send_text(f"{f}が好きです") for f in fruits))
         await asyncio.gather(*(eventually(t.done.is_set, 10) for t in turns))
         assert [conversation.turn_text(t) for t in turns] == [f"echo:{f}が好きです" for f in fruits]
-        chat = [m["content"] for m in conversation.snapshot().messages]
+        chat = [m["content"] for m in chatbot_messages(conversation.snapshot().messages)]
         expected = []
         for fruit in fruits:
             expected += [f"{fruit}が好きです", f"echo:{fruit}が好きです"]
@@ -103,7 +104,7 @@ async def test_every_message_is_answered_through_connection_drops(assistant):
             await asyncio.sleep(0.1)
         assert len(server.connections) >= 4  # it really dropped several times
         assert answered >= n - 2  # an answer cut after its first words is kept as it was
-        user_texts = [m["content"] for m in conversation.snapshot().messages if m["role"] == "user"]
+        user_texts = [m["content"] for m in chatbot_messages(conversation.snapshot().messages) if m["role"] == "user"]
         assert user_texts == [f"質問{i}" for i in range(n)]
     finally:
         await conversation.close()

@@ -7,16 +7,17 @@ import pytest
 from conversation.tool_runner import CallStatus, ToolCall
 from conversation.transcript import Item, Transcript, is_hallucination
 from web.api import tool_rows, validate_message
+from web.chat import chatbot_messages
 
 
 def test_late_user_transcript_stays_before_the_answer():
     transcript = Transcript()
     transcript.add(Item("u1", "message", "user", pending=True))
     transcript.add(Item("a1", "message", "assistant", "はい、晴れです。"), previous_item_id="u1")
-    assert transcript.messages()[0]["content"] == "🎤 …"
+    assert chatbot_messages(transcript.messages())[0]["content"] == "🎤 …"
     user = transcript.get("u1")
     user.text, user.pending = "東京の天気は？", False
-    assert [m["content"] for m in transcript.messages()] == ["東京の天気は？", "はい、晴れです。"]
+    assert [m["content"] for m in chatbot_messages(transcript.messages())] == ["東京の天気は？", "はい、晴れです。"]
 
 
 def test_items_are_placed_after_their_previous_item():
@@ -65,7 +66,7 @@ def test_a_typed_message_is_not_replayed_before_it_is_sent_then_takes_its_place_
     assert [e["id"] for e in transcript.replay("ga", 100)] == ["u1", "a1"]
     transcript.get("u2").sent = True
     transcript.move_to_end("u2")
-    assert [m["content"] for m in transcript.messages()] == ["一つ目", "一つ目への答え", "二つ目"]
+    assert [m["content"] for m in chatbot_messages(transcript.messages())] == ["一つ目", "一つ目への答え", "二つ目"]
 
 
 def test_tool_rows_as_the_user_sees_them():

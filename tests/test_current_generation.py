@@ -21,6 +21,7 @@ from offline.server import RealtimeServer
 from offline.speech import EnergyTurnDetector
 from settings import IDLE_CHECK_IN, VoiceSettings, load_settings
 from tools import Toolbox, ToolRegistry
+from web.chat import chatbot_messages
 
 # ---- preambles -----------------------------------------------------------------------------------------
 
@@ -87,7 +88,7 @@ async def test_a_preamble_a_tool_call_and_the_final_answer_are_shown_heard_count
         turn = await conversation.send_text("天気を教えて")
         await eventually(turn.done.is_set, 10)
         result = '{"status": "completed", "result": {"topic": "天気", "answer": "晴れ"}}'
-        answer = [m["content"] for m in conversation.snapshot().messages if m["role"] == "assistant"]
+        answer = [m["content"] for m in chatbot_messages(conversation.snapshot().messages) if m["role"] == "assistant"]
         assert answer == ["調べますね。", f"result:{result}"]
         assert conversation.turn_text(turn) == f"調べますね。\nresult:{result}"  # what /chat returns
         sent = server.connections[0].sent_of_type("response.output_item.added")
@@ -178,7 +179,7 @@ async def test_two_calls_in_one_response_run_at_once_and_are_followed_up_once(se
         assert sorted(outputs) == sorted(i["call_id"] for i in first["output"])  # each answered once
         assert len(record.of_type("response.create")) == 2  # the message's, and one follow-up for both
         assert record.sent_of_type("error") == []  # never a create while a response was active
-        told = [m["content"] for m in conversation.snapshot().messages if m["role"] == "assistant"]
+        told = [m["content"] for m in chatbot_messages(conversation.snapshot().messages) if m["role"] == "assistant"]
         assert len(told) == 2 and '"quick"' in told[0] and '"slower"' in told[1]  # one answer tells both
         assert all(c.output for c in conversation.tools.calls.values())
     finally:
@@ -201,7 +202,7 @@ async def test_the_idle_timeout_is_a_gentle_check_in_not_an_error(server, assist
         for _ in range(6):  # 0.6 s of silence, a little faster than real time
             await conversation.append_audio(np.zeros(SAMPLE_RATE // 10, np.int16))
             await asyncio.sleep(0.02)
-        await eventually(lambda: conversation.snapshot().messages == [
+        await eventually(lambda: chatbot_messages(conversation.snapshot().messages) == [
             {"role": "assistant", "content": "まだいらっしゃいますか？"}], 5)
         record = server.connections[0]
         (timeout,) = record.sent_of_type("input_audio_buffer.timeout_triggered")
@@ -209,13 +210,13 @@ async def test_the_idle_timeout_is_a_gentle_check_in_not_an_error(server, assist
         await server.wait_for(lambda: record.sent_of_type("response.done"))
         assert record.of_type("response.create") == []  # the service answers a timeout itself,
         assert assistant.contexts[-1].instructions.endswith(IDLE_CHECK_IN)  # told by the session how to check in
-        assert conversation.notice == "" and record.sent_of_type("error") == []
+        assert conversation.notice is None and record.sent_of_type("error") == []
         # Speaking once it has been heard is an ordinary turn.
         await eventually(lambda: not conversation.playback.busy, 5)
         server.next_transcript = "はい、います"
         for chunk in np.array_split(np.concatenate([ToneVoice.tone("あいうえお"), np.zeros(24000, np.int16)]), 10):
             await conversation.append_audio(chunk)
-        await eventually(lambda: conversation.snapshot().messages[1:] == [
+        await eventually(lambda: chatbot_messages(conversation.snapshot().messages)[1:] == [
             {"role": "user", "content": "はい、います"}, {"role": "assistant", "content": "echo:はい、います"}], 5)
     finally:
         listener.cancel()
@@ -238,7 +239,7 @@ async def test_a_background_call_and_a_quick_one_in_one_response_share_one_follo
         follow_up = record.sent_of_type("response.done")[1]["response"]["output"]
         said = [part["text"] for item in follow_up for part in item["content"]]
         assert len(said) == 2 and '"started"' in said[0] and '"quick"' in said[1]  # one response tells both
-        told = [m["content"] for m in conversation.snapshot().messages if m["role"] == "assistant"]
+        told = [m["content"] for m in chatbot_messages(conversation.snapshot().messages) if m["role"] == "assistant"]
         assert told == [*said, told[-1]] and '"background"' in told[-1]
     finally:
         await conversation.close()

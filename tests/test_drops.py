@@ -19,6 +19,7 @@ from conversation.gate import GiveUp, ResponseGate
 from offline.engine import Say
 from offline.server import CutPoint, RealtimeServer
 from offline.speech import EnergyTurnDetector
+from web.chat import chatbot_messages
 
 LONG = "これは途中で切れるかもしれない長めの答えです。" * 4  # ~90 characters: a dozen text deltas
 NOTICE = "接続が切れたため再接続しています"
@@ -63,7 +64,7 @@ async def test_a_message_sent_as_the_connection_drops_is_answered_whole_after_th
         text, _ = await answered(conversation, "質問1")
         assert text == expected("質問1")  # the whole answer, once: not the notice, not a fragment
         assert cut.reached.is_set() and len(served.connections) == 2, "the connection was really cut there"
-        chat = [(m["role"], m["content"]) for m in conversation.snapshot().messages]
+        chat = [(m["role"], m["content"]) for m in chatbot_messages(conversation.snapshot().messages)]
         assert chat == [("user", "質問0"), ("assistant", expected("質問0")),
                         ("user", "質問1"), ("assistant", expected("質問1"))]
         # The new service session got the message once (replayed or sent) and was asked for its answer.

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from conversation.export import conversation_record, to_json, to_markdown, usage_line
+from conversation.export import conversation_record, to_json
 from conversation.prices import Prices, PriceTable
 from conversation.tool_runner import ToolCall
 from conversation.transcript import Item
 from conversation.usage import TurnKind, UsageMeter
+from web.export import to_markdown, usage_line
 
 USAGE = {"input_tokens": 1200, "output_tokens": 80, "total_tokens": 1280,
          "input_token_details": {"text_tokens": 1200, "audio_tokens": 0, "cached_tokens": 1024},

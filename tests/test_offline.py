@@ -22,6 +22,8 @@ from offline.engine import Call, ResponseContext, Say
 from offline.runtime import build_offline_server, serve_in_thread
 from offline.speech import synthesize
 from settings import RealtimeSettings, load_settings
+from web.chat import chatbot_messages
+from web.labels import notice_label
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,7 @@ async def say(voice, text: str) -> None:
 
 
 def said_by(session, role: str) -> list[str]:
-    return [m["content"] for m in session.transcript.messages() if m["role"] == role and m["content"]]
+    return [m["content"] for m in chatbot_messages(session.transcript.messages()) if m["role"] == role and m["content"]]
 
 
 async def test_a_spoken_weather_question_is_heard_and_answered_aloud(listening_app):
@@ -95,7 +97,7 @@ async def test_a_spoken_search_runs_in_the_background_while_the_conversation_goe
         try:
             await eventually(lambda: any("どういたしまして" in t for t in said_by(session, "assistant")), 20)
         except TimeoutError:
-            raise AssertionError(session.transcript.messages()) from None
+            raise AssertionError(chatbot_messages(session.transcript.messages())) from None
         await eventually(lambda: search.status == CallStatus.DONE, 20)
         title = json.loads(search.output)["result"]["hits"][0]["title"]
         await eventually(lambda: any(title in t for t in said_by(session, "assistant")), 20)
@@ -117,8 +119,8 @@ async def test_without_a_model_the_page_says_why_and_text_still_works(tmp_path):
         voice, session = await open_voice(app)
         try:
             await say(voice, "東京の天気は？")
-            await eventually(lambda: "見つかりません" in session.snapshot().notice, 20)
-            assert "whisper-small" in session.snapshot().notice
+            await eventually(lambda: "見つかりません" in notice_label(session.snapshot().notice), 20)
+            assert "whisper-small" in notice_label(session.snapshot().notice)
             reply = await eventually(lambda: [t for t in said_by(session, "assistant") if "テキストで入力" in t], 20)
             assert "音声認識" in reply[0] and "見つかりません" in reply[0]
             turn = await session.send_text("こんにちは")
@@ -142,7 +144,7 @@ async def test_typed_search_runs_the_tool_and_speaks_a_real_hit(offline_app):
         turn = await session.send_text("AIについて調べて")
         await eventually(turn.done.is_set, 30)
         calls = list(session.tools.calls.values())
-        assert len(calls) == 1, session.transcript.messages()
+        assert len(calls) == 1, chatbot_messages(session.transcript.messages())
         search = calls[0]
         assert search.name == "search_database" and json.loads(search.arguments) == {"query": "AI"}
         assert search.status == CallStatus.DONE
@@ -185,9 +187,9 @@ async def test_voice_turn_is_detected_and_honestly_not_transcribed(offline_app):
                                                 if c.sent_of_type("input_audio_buffer.speech_stopped")), None), 15)
         assert record.sent_of_type("input_audio_buffer.speech_started")
         await eventually(lambda: record.sent_of_type("conversation.item.input_audio_transcription.failed"), 5)
-        await eventually(lambda: any("音声認識" in m["content"] for m in session.transcript.messages()
+        await eventually(lambda: any("音声認識" in m["content"] for m in chatbot_messages(session.transcript.messages())
                                      if m["role"] == "assistant"), 15)
-        user_turns = [m["content"] for m in session.transcript.messages() if m["role"] == "user"]
+        user_turns = [m["content"] for m in chatbot_messages(session.transcript.messages()) if m["role"] == "user"]
         assert user_turns == ["（音声を文字にできませんでした）"]  # no made-up transcript
     finally:
         await voice.close()

@@ -24,6 +24,7 @@ from offline.server import RealtimeServer
 from offline.speech import synthesize
 from settings import OfflineSettings, RealtimeSettings, load_settings
 from tools import Toolbox
+from web.chat import chatbot_messages
 
 WEATHER = '{"location": "東京", "day": "today"}'
 
@@ -140,7 +141,8 @@ async def test_a_long_tool_runs_in_the_background_and_the_conversation_goes_on(m
     session = await conversation_on(server)
     try:
         turn = await session.send_text("AIについて調べて")
-        said = lambda: [m["content"] for m in session.transcript.messages() if m["role"] == "assistant"]  # noqa: E731
+        said = lambda: [m["content"] for m in chatbot_messages(session.transcript.messages())  # noqa: E731
+                        if m["role"] == "assistant"]
         await eventually(lambda: "検索を開始しました。" in said(), 20)
         [call] = session.tools.calls.values()
         assert call.status == CallStatus.RUNNING

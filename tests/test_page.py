@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from conversation.conversation import ConnectionState, Snapshot
+from conversation.notices import Notice, NoticeKind
 from web.page import as_typed, chat_view, safe_markdown, status_line
 
 
 def test_status_line_names_the_provider_and_the_state_once():
-    snapshot = Snapshot([], [], ConnectionState.RECONNECTING, "回線が切れました。")
+    snapshot = Snapshot([], [], ConnectionState.RECONNECTING, Notice(NoticeKind.SERVICE_ERROR, "回線が切れました。"))
     line = status_line(snapshot, "Azure OpenAI (gpt-realtime, GA)")
     assert line.count("Azure OpenAI (gpt-realtime, GA)") == 1
-    assert "**状態:** 再接続中…" in line and line.endswith("⚠️ 回線が切れました。")
+    assert "**状態:** 再接続中…" in line and line.endswith("⚠️ サービスからのエラー: 回線が切れました。")
     assert status_line(None, "オフライン").count("オフライン") == 1
 
 

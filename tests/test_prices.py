@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from conversation.export import usage_line
 from conversation.prices import DEFAULT_PRICES_PATH, load_prices
 from conversation.usage import CostStatus, meter_for
 from settings import RealtimeSettings
+from web.export import usage_line
 
 CURRENT = ("gpt-realtime", "gpt-realtime-1.5", "gpt-realtime-2", "gpt-realtime-mini", "gpt-4o-realtime-preview",
            "gpt-4o-mini-realtime-preview")

@@ -9,6 +9,8 @@ from conftest import API_KEY, ToneVoice, eventually, settings_for
 from conversation.conversation import ConnectionState, Conversation
 from offline.engine import Say
 from settings import RealtimeSettings
+from web.chat import chatbot_messages
+from web.labels import notice_label
 
 FLAVOURS = ["azure-ga", "azure-preview", "openai"]
 
@@ -51,7 +53,7 @@ async def test_session_update_per_dialect_and_text_turn(server, flavour):
             assert (vad["threshold"], vad["silence_duration_ms"], vad["prefix_padding_ms"]) == (0.6, 700, 300)
             assert cfg["audio"]["input"]["transcription"]["language"] == "ja"
         assert {t["name"] for t in cfg["tools"]} == BUILT_IN_TOOLS
-        assert session.transcript.messages() == [
+        assert chatbot_messages(session.transcript.messages()) == [
             {"role": "user", "content": "こんにちは"},
             {"role": "assistant", "content": "echo:こんにちは"},
         ]
@@ -69,15 +71,15 @@ async def test_voice_turn_appends_pcm16_and_orders_late_transcript(server):
         speech = ToneVoice.tone("あいうえおかきくけこ")
         for chunk in np.array_split(np.concatenate([speech, np.zeros(24000, np.int16)]), 40):
             await session.append_audio(chunk)
-        await eventually(lambda: len(session.transcript.messages()) == 2 and "echo" in
-                         session.transcript.messages()[1]["content"])
+        await eventually(lambda: len(chatbot_messages(session.transcript.messages())) == 2 and "echo" in
+                         chatbot_messages(session.transcript.messages())[1]["content"])
         record = server.connections[0]
         appends = record.of_type("input_audio_buffer.append")
         assert len(appends) == 40
         audio = record.received_audio
         assert audio.size == speech.size + 24000  # 24 kHz PCM16, nothing lost or resampled
         assert np.abs(audio[: speech.size].astype(int)).max() > 7000
-        messages = session.transcript.messages()
+        messages = chatbot_messages(session.transcript.messages())
         assert messages[0] == {"role": "user", "content": "東京の天気は？"}
         assert messages[1]["role"] == "assistant"
     finally:
@@ -91,8 +93,8 @@ async def test_wrong_key_is_a_clear_message(server):
     session.start()
     try:
         await eventually(lambda: session.state == ConnectionState.FAILED)
-        assert "認証に失敗しました" in session.notice
-        assert "wrong" not in session.notice
+        assert "認証に失敗しました" in notice_label(session.notice)
+        assert "wrong" not in notice_label(session.notice)
     finally:
         await session.close()
 
@@ -102,7 +104,7 @@ async def test_rate_limit_at_handshake_is_shown_and_retried(server):
     session = Conversation(settings_for(server, "azure-ga"))
     session.start()
     try:
-        await eventually(lambda: "429" in session.notice)
+        await eventually(lambda: "429" in notice_label(session.notice))
         server.reject_status = None
         assert await session.wait_connected(5)
     finally:
@@ -136,7 +138,7 @@ async def test_missing_settings_answer_at_once_with_what_to_set():
     session.start()
     try:
         assert not await session.wait_connected(5)
-        assert session.gave_up and "AZURE_OPENAI_API_KEY" in session.notice
+        assert session.gave_up and "AZURE_OPENAI_API_KEY" in notice_label(session.notice)
         turn = await session.send_text("こんにちは")
         assert turn.done.is_set()
     finally:

@@ -15,7 +15,8 @@ from conftest import eventually, settings_for
 from shared_state.replica import SharedState
 from shared_state.voice_slots import VoiceSlots
 from web.browsers import BrowserSessions
-from web.labels import SHARED_STORE_DOWN
+from web.chat import chatbot_messages
+from web.labels import SHARED_STORE_DOWN, notice_label
 
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"),
                                 reason="redis-server が必要です（apt-get install -y redis-server）")
@@ -80,7 +81,7 @@ async def stored(redis_server: RedisServer, owner: str, items: int) -> None:
 def replica(server, redis_server: RedisServer, idle_timeout: float = 600.0) -> BrowserSessions:
     settings = settings_for(server, "openai")
     return BrowserSessions(lambda: settings, idle_timeout=idle_timeout,
-                           shared=SharedState(redis_server.url, 3600, SHARED_STORE_DOWN))
+                           shared=SharedState(redis_server.url, 3600))
 
 
 async def test_another_replica_continues_the_conversation_with_its_history_and_usage(server, redis_server):
@@ -92,7 +93,7 @@ async def test_another_replica_continues_the_conversation_with_its_history_and_u
         # to its new service session before anything else, and usage goes on from the first replica's.
         assert await answered(second, "page-1", "続きです") == "echo:続きです"
         taken = second.peek("page-1")
-        assert taken.transcript.messages() == [
+        assert chatbot_messages(taken.transcript.messages()) == [
             {"role": "user", "content": "私はさくらです"}, {"role": "assistant", "content": "echo:私はさくらです"},
             {"role": "user", "content": "続きです"}, {"role": "assistant", "content": "echo:続きです"}]
         replayed = [e["item"] for e in server.connections[-1].received if e.get("type") == "conversation.item.create"]
@@ -103,7 +104,7 @@ async def test_another_replica_continues_the_conversation_with_its_history_and_u
         third = replica(server, redis_server)
         try:
             assert await answered(third, "page-1", "こんにちは") == "echo:こんにちは"
-            assert len(third.peek("page-1").transcript.messages()) == 2
+            assert len(chatbot_messages(third.peek("page-1").transcript.messages())) == 2
         finally:
             await third.close_all()
     finally:
@@ -122,7 +123,8 @@ async def test_a_replica_whose_conversation_moved_away_leaves_it_alone_when_its_
         await stored(redis_server, "page-1", 4)
         await eventually(lambda: first.peek("page-1") is None, 5)  # the first replica closed its idle copy ...
         assert await answered(third, "page-1", "三つ目") == "echo:三つ目"  # ... and the record is still whole
-        said = [m["content"] for m in third.peek("page-1").transcript.messages() if m["role"] == "user"]
+        said = [m["content"] for m in chatbot_messages(third.peek("page-1").transcript.messages())
+                if m["role"] == "user"]
         assert said == ["一つ目", "二つ目", "三つ目"]
     finally:
         for registry in (first, second, third):
@@ -141,7 +143,7 @@ async def test_redis_outage_is_one_log_line_and_a_notice_and_the_record_catches_
         conversation = first.peek("page-1")
         async with asyncio.timeout(5):
             async for snapshot in conversation.updates():
-                if snapshot.notice == SHARED_STORE_DOWN:
+                if notice_label(snapshot.notice) == SHARED_STORE_DOWN:
                     break
         await asyncio.sleep(2.5)  # the writer retries meanwhile
         assert len([r for r in caplog.records if "Redis に接続できません" in r.getMessage()]) == 1
@@ -149,13 +151,14 @@ async def test_redis_outage_is_one_log_line_and_a_notice_and_the_record_catches_
         redis_server.start()
         async with asyncio.timeout(10):
             async for snapshot in conversation.updates():
-                if snapshot.notice != SHARED_STORE_DOWN:
+                if notice_label(snapshot.notice) != SHARED_STORE_DOWN:
                     break
         await stored(redis_server, "page-1", 6)
         second = replica(server, redis_server)
         try:
             assert await answered(second, "page-1", "四つ目") == "echo:四つ目"
-            said = [m["content"] for m in second.peek("page-1").transcript.messages() if m["role"] == "user"]
+            said = [m["content"] for m in chatbot_messages(second.peek("page-1").transcript.messages())
+                    if m["role"] == "user"]
             assert said == ["一つ目", "二つ目", "三つ目", "四つ目"]
         finally:
             await second.close_all()

@@ -16,6 +16,8 @@ from conversation.tool_runner import CallStatus
 from offline.engine import Call
 from settings import load_settings
 from tools import Toolbox, ToolError, ToolRegistry, registry
+from web.chat import chatbot_messages
+from web.labels import notice_label
 
 
 @pytest.fixture
@@ -39,12 +41,13 @@ async def open_session(server, tools: Toolbox | None = None, flavour: str = "azu
 
 
 def assistant_texts(session: Conversation) -> list[str]:
-    return [m["content"] for m in session.transcript.messages() if m["role"] == "assistant"]
+    return [m["content"] for m in chatbot_messages(session.transcript.messages()) if m["role"] == "assistant"]
 
 
 def no_error_reached_user(session: Conversation) -> None:
-    shown = " ".join(m["content"] for m in session.transcript.messages()) + session.notice
-    assert "active response" not in shown and "エラー" not in session.notice
+    notice = notice_label(session.notice)
+    shown = " ".join(m["content"] for m in chatbot_messages(session.transcript.messages())) + notice
+    assert "active response" not in shown and "エラー" not in notice
 
 
 @pytest.mark.parametrize("flavour", ["azure-ga", "azure-preview"])

@@ -12,12 +12,13 @@ from conftest import ScriptedAssistant, ToneVoice, call, eventually, settings_fo
 from gradio_client import Client
 
 from conversation.conversation import Conversation
-from conversation.export import conversation_record, to_markdown
+from conversation.export import conversation_record
 from conversation.prices import Prices, PriceTable, load_prices
 from conversation.usage import CostStatus, TokenUsage, TurnKind, UsageMeter, meter_for
 from offline.runtime import build_offline_server, serve_in_thread
 from settings import RealtimeSettings, load_settings
 from tools import Toolbox
+from web.export import to_markdown
 
 # Shaped like real `response.done.response.usage` payloads (GA), numbers chosen to make the arithmetic visible.
 FIRST = {

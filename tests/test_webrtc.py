@@ -13,6 +13,7 @@ from webrtc_client import RATE, VoiceClient
 
 from audio import SAMPLE_RATE, rms
 from offline.engine import ResponseContext, Say
+from web.chat import chatbot_messages
 
 LOW_HZ, HIGH_HZ = 440.0, 880.0
 LONG_ANSWER = "これはとても長い答えです。" * 12  # ~9 s of audio at 440 Hz
@@ -79,7 +80,7 @@ async def test_voice_reaches_service_at_24khz_and_answer_comes_back(app):
         # 440 Hz measured at 24 kHz proves the app sent 24 kHz PCM16 (a wrong rate shifts the peak).
         assert abs(dominant_frequency(heard_by_service[start : start + 12000], 24000) - 440) < 15
         await eventually(lambda: rms(client.received_audio()) > 500, 10)
-        assert session.transcript.messages()[0] == {"role": "user", "content": "こんにちは"}
+        assert chatbot_messages(session.transcript.messages())[0] == {"role": "user", "content": "こんにちは"}
     finally:
         await client.close()
     await eventually(lambda: not session.voice_attached and app.registry.voice_calls == 0, 3)
@@ -113,7 +114,7 @@ async def test_barge_in_stops_the_reply_at_once_and_none_of_it_is_heard_later(ap
         assert not late, f"low-pitch frames {late} ms after the barge-in"
         overrun_ms = sum(ms for _, ms in low) - truncate["audio_end_ms"]
         assert overrun_ms <= 30, f"{overrun_ms:.0f} ms of the interrupted reply beyond what the app counted as heard"
-        assert any("（中断）" in m["content"] for m in session.transcript.messages())
+        assert any("（中断）" in m["content"] for m in chatbot_messages(session.transcript.messages()))
     finally:
         await client.close()
 
@@ -125,7 +126,7 @@ async def test_new_conversation_mid_call_keeps_the_call_and_frees_the_slot_at_ha
     try:
         old_service = app.server.connections[-1]
         client.microphone.play(tone)
-        await eventually(lambda: len(old.transcript.messages()) == 2 and heard(client, LOW_HZ), 10)
+        await eventually(lambda: len(chatbot_messages(old.transcript.messages())) == 2 and heard(client, LOW_HZ), 10)
         await asyncio.sleep(0.3)
 
         await client.call("reset")  # 「新しい会話」 in the middle of the call
@@ -142,10 +143,10 @@ async def test_new_conversation_mid_call_keeps_the_call_and_frees_the_slot_at_ha
         client.microphone.play(tone)  # the next utterance goes to the new service session ...
         await eventually(lambda: new_service.sent_of_type("input_audio_buffer.speech_stopped"), 10)
         # ... and is answered aloud: the new conversation's first answer, low again, heard after the reset.
-        await eventually(lambda: len(new.transcript.messages()) == 2, 10)
-        assert new.transcript.messages()[0] == {"role": "user", "content": "こんにちは"}
+        await eventually(lambda: len(chatbot_messages(new.transcript.messages())) == 2, 10)
+        assert chatbot_messages(new.transcript.messages())[0] == {"role": "user", "content": "こんにちは"}
         await eventually(lambda: sum(ms for at, ms in heard(client, LOW_HZ) if at > reset_at + 0.5) >= 500, 10)
-        assert len(old.transcript.messages()) == 2  # the old conversation got nothing more
+        assert len(chatbot_messages(old.transcript.messages())) == 2  # the old conversation got nothing more
     finally:
         await client.close()
     # Hanging up frees the voice slot, and the new conversation, no longer listened to, can be reaped when idle.

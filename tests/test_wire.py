@@ -20,6 +20,7 @@ from conversation.conversation import Conversation
 from offline.engine import Say
 from offline.server import RealtimeServer
 from offline.speech import EnergyTurnDetector
+from web.chat import chatbot_messages
 
 FLAVOURS = ["azure-ga", "azure-preview", "openai"]
 TWO_SENTENCES = "最初の文です。次の文です。"
@@ -82,11 +83,11 @@ async def open_conversation(server: RealtimeServer, flavour: str, listening: boo
 
 
 def assistant_texts(conversation: Conversation) -> list[str]:
-    return [m["content"] for m in conversation.snapshot().messages if m["role"] == "assistant"]
+    return [m["content"] for m in chatbot_messages(conversation.snapshot().messages) if m["role"] == "assistant"]
 
 
 def user_texts(conversation: Conversation) -> list[str]:
-    return [m["content"] for m in conversation.snapshot().messages if m["role"] == "user"]
+    return [m["content"] for m in chatbot_messages(conversation.snapshot().messages) if m["role"] == "user"]
 
 
 async def speaker(conversation: Conversation, heard: list[np.ndarray]) -> None:

@@ -20,7 +20,7 @@ import gradio as gr
 
 from conversation.tool_runner import ToolCall
 from web.browsers import BrowserSessions
-from web.labels import ERROR_TITLE, call_status_label, cancelled_label, progress_label
+from web.labels import ERROR_TITLE, call_status_label, call_summary_label, cancelled_label, notice_label, progress_label
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def tool_rows(calls: Iterable[ToolCall], now: float | None = None) -> list[list[
         arguments = call.arguments
         if len(arguments) > ARGUMENT_CHARS:
             arguments = arguments[:ARGUMENT_CHARS - 1] + "…"
-        status, result = call_status_label(call.status), call.summary
+        status, result = call_status_label(call.status), call_summary_label(call.summary, call.cancel_reason)
         if call.finished_at is None:  # while running: how far it is, and what it is doing
             progress = call.progress
             status += f" {progress_label(progress.done, progress.total)}" if progress else ""
@@ -94,7 +94,7 @@ class ConversationApi:
             raise gr.Error(problem, title=ERROR_TITLE, print_exception=False)
         conversation = self.registry.get(request.session_hash)
         if not await conversation.wait_connected(CONNECT_TIMEOUT_SECONDS):
-            yield f"接続できませんでした: {conversation.notice or '時間内に接続できませんでした。'}"
+            yield f"接続できませんでした: {notice_label(conversation.notice) or '時間内に接続できませんでした。'}"
             return
         turn = await conversation.send_text(message.strip())
         shown = ""
@@ -109,7 +109,7 @@ class ConversationApi:
                     if turn.done.is_set():
                         break
         if not shown:  # a connection notice is not an answer: only a turn given up says why
-            yield (conversation.notice if turn.unanswered else "") or NO_ANSWER
+            yield (notice_label(conversation.notice) if turn.unanswered else "") or NO_ANSWER
 
     def tool_status(self, request: gr.Request) -> list[list[str]]:
         """The tool calls of this conversation: started at, tool, arguments, status, elapsed seconds, result."""

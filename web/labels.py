@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conversation.notices import Notice
 
 CALL_STATUS_LABELS: dict[str, str] = {
     "running": "実行中",
@@ -100,6 +104,18 @@ def call_status_label(status: str) -> str:
     return CALL_STATUS_LABELS.get(status, status)
 
 
+# What the tool table's 結果 says of a call cancelled that nobody asked to stop (tool_runner.CancelReason)
+CANCEL_REASON_LABELS: dict[str, str] = {
+    "response_interrupted": "応答が中断されたため実行しませんでした",
+    "session_ended": "セッション終了のため中止しました",
+}
+
+
+def call_summary_label(summary: str, cancel_reason: str | None) -> str:
+    """A call's result in a word: the tool's own summary, else why it was cancelled."""
+    return summary or CANCEL_REASON_LABELS.get(cancel_reason or "", "")
+
+
 def connection_label(state: str) -> str:
     return CONNECTION_LABELS.get(state, state)
 
@@ -140,3 +156,43 @@ def servers_label(unavailable: dict[str, str]) -> str:
 INFO_TITLE = "お知らせ"
 CANCEL_BUTTON = "選択したツールをキャンセル"
 CANCEL_HINT = "実行中の行を選んでから「選択したツールをキャンセル」を押すと止められます（選ばなければ実行中のすべて）。"
+
+
+# Notices (conversation/notices.py): the status line's words besides the connection state.
+NOTICE_TEXTS: dict[str, str] = {
+    "not_configured": "Realtime API の設定が足りません: {names} を .env に設定してください。",
+    "reconnecting": "接続が切れたため再接続しています（会話の内容は引き継がれます）。",
+    "reconnected": "再接続しました。会話の内容を引き継いでいます。",
+    "no_answer": "サービスが応答しませんでした。もう一度お試しください。",
+    "not_heard": "音声を文字にできませんでした: {detail}",
+    "service_error": "サービスからのエラー: {detail}",
+    "shared_store_down": SHARED_STORE_DOWN,
+}
+# Why connecting failed (realtime.connection.ConnectFailure); `detail` is the HTTP status or the exception's type.
+CONNECT_FAILURE_TEXTS: dict[str, str] = {
+    "auth": "認証に失敗しました（HTTP {detail}）。API キーを確認してください。",
+    "not_found": "エンドポイントまたはデプロイメントが見つかりません（HTTP {detail}）。"
+                 "AZURE_OPENAI_ENDPOINT と AZURE_OPENAI_DEPLOYMENT を確認してください。",
+    "rate_limited": "利用上限に達しました（HTTP {detail}）。しばらく待ってから再接続します。",
+    "refused": "Realtime サービスが接続を拒否しました（HTTP {detail}）。",
+    "timeout": "Realtime サービスへの接続がタイムアウトしました。",
+    "network": "Realtime サービスに接続できません。ネットワークとエンドポイントを確認してください。",
+    "other": "Realtime サービスに接続できません（{detail}）。",
+}
+
+
+def notice_label(notice: Notice | None) -> str:
+    """The notice in Japanese ("" for none); the service's own words and setting names are filled in."""
+    if notice is None:
+        return ""
+    if notice.failure is not None:
+        template = CONNECT_FAILURE_TEXTS.get(notice.failure, CONNECT_FAILURE_TEXTS["other"])
+    else:
+        template = NOTICE_TEXTS.get(notice.kind, "{detail}")
+    return template.format(detail=notice.detail, names=", ".join(notice.names))
+
+
+# The chat (web/chat.py) and the Markdown export (web/export.py)
+PENDING_SPEECH = "🎤 …"  # a voice turn whose transcript has not arrived yet
+UNHEARD_SPEECH = "（音声を文字にできませんでした）"
+INTERRUPTED_SUFFIX = " …（中断）"

@@ -15,6 +15,7 @@ from conversation.conversation import Snapshot
 from settings import RealtimeSettings
 from web.api import TOOL_COLUMNS, ConversationApi, document_only, tool_rows, validate_message
 from web.browsers import BrowserSessions
+from web.chat import chatbot_messages
 from web.labels import (
     CANCEL_BUTTON,
     CANCEL_HINT,
@@ -22,6 +23,7 @@ from web.labels import (
     WARNING_TITLE,
     cancelled_label,
     connection_label,
+    notice_label,
     page_script,
     servers_label,
 )
@@ -90,7 +92,7 @@ def status_line(snapshot: Snapshot | None, provider: str, recognition_problem: s
     """「接続先」 and 「状態」, each once, then why speech is not understood (offline), then any notice."""
     state = connection_label(snapshot.state) if snapshot else "準備中…"
     problem = f"\n\n🎤 音声認識は使えません: {recognition_problem}" if recognition_problem else ""
-    notice = f"\n\n⚠️ {snapshot.notice}" if snapshot and snapshot.notice else ""
+    notice = f"\n\n⚠️ {notice_label(snapshot.notice)}" if snapshot and snapshot.notice else ""
     return f"**接続先:** {provider}　**状態:** {state}{problem}{notice}"
 
 
@@ -119,7 +121,8 @@ class PageEvents:
         """Stream the chat, the tool table and the status line for the page's lifetime (across new conversations)."""
         async for _, snapshot in self.registry.updates(request.session_hash):
             rows = tool_rows(snapshot.calls)
-            yield chat_view(snapshot.messages), rows, gr.update(visible=not rows), self.status(snapshot)
+            chat = chat_view(chatbot_messages(snapshot.messages))
+            yield chat, rows, gr.update(visible=not rows), self.status(snapshot)
 
     def select_call(self, event: gr.SelectData, request: gr.Request) -> str:
         """A row of the tool table was clicked: remember which call it shows (rows move as calls start)."""

@@ -14,10 +14,11 @@ from typing import Any
 import gradio as gr
 
 from conversation.conversation import Conversation
-from conversation.export import conversation_record, to_json, to_markdown, usage_line
+from conversation.export import conversation_record, to_json
 from conversation.usage import meter_for
 from settings import RealtimeSettings
 from web.browsers import BrowserSessions
+from web.export import to_markdown, usage_line
 from web.labels import CALL_STATUS_LABELS, ERROR_TITLE
 
 log = logging.getLogger(__name__)
