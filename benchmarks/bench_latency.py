@@ -53,7 +53,7 @@ async def delta_to_frame(trials: int = 60) -> list[float]:
         task = asyncio.create_task(speaker(got))
         await asyncio.sleep(0.2)  # the speaker is idle and waiting (any silence tail sent)
         start = time.perf_counter()
-        await session.dispatch(parse({"type": "response.output_audio.delta", "item_id": f"item_{trial}",
+        await session.events.handle(parse({"type": "response.output_audio.delta", "item_id": f"item_{trial}",
                                       "delta": delta}))  # parsed and decoded at the edge, as received
         results.append((await got - start) * 1000)
         await task
