@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import ScriptedAssistant, ToneVoice, call, settings_for  # noqa: E402
+from support.service import InstrumentedServer  # noqa: E402
 
 from conversation.conversation import Conversation  # noqa: E402
-from offline.server import RealtimeServer  # noqa: E402
 from offline.speech import EnergyTurnDetector  # noqa: E402
 from settings import RealtimeSettings  # noqa: E402
 from tools import Toolbox, ToolRegistry, default_toolbox  # noqa: E402
@@ -68,7 +68,7 @@ async def tool_to_request(long_running: bool, trials: int = 15) -> list[float]:
         return {"ok": True}
 
     assistant = ScriptedAssistant({r"": lambda m: [call("quick")]})
-    server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(), speed=50.0, record=True)
+    server = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(), speed=50.0)
     await server.start()
     session = Conversation(settings_for(server, "azure-ga"), tools=Toolbox(tools, default_toolbox().context))
     session.start()

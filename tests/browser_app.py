@@ -20,7 +20,7 @@ class BrowserApp:
     mode: str  # "offline" or "azure-preview"
     url: str
     registry: object
-    server: object  # offline.server.RealtimeServer (its ConnectionRecords show what the app sent)
+    server: object  # support.service.InstrumentedServer (its ConnectionRecords show what the app sent)
     assistant: ScriptedAssistant | None
     weather: object
 
@@ -52,6 +52,7 @@ def weather():
 @pytest.fixture(scope="module", params=["offline", "azure-preview"])
 def app(request, weather) -> Iterator[BrowserApp]:
     from apphost import running_app
+    from support.service import InstrumentedServer
 
     from offline.runtime import OfflineEngine, build_offline_server, serve_in_thread
     from settings import OfflineSettings, load_settings
@@ -59,8 +60,7 @@ def app(request, weather) -> Iterator[BrowserApp]:
     if request.param == "offline":
         # What `python app.py` runs without credentials (app.make_registry → start_offline_engine, here without
         # speech recognition), with the engine's server object kept so the test can see what the app sent it.
-        server = build_offline_server()
-        server.record = True
+        server = build_offline_server(server_class=InstrumentedServer)
         engine = OfflineEngine(serve_in_thread(server) + "/v1", OfflineSettings(asr_model="none"), None)
         with running_app(settings=load_settings({}).realtime, offline=engine) as running:
             yield BrowserApp("offline", running.url, running.registry, server, None, weather)

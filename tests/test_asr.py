@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 from conftest import eventually
+from support.service import InstrumentedServer
 from whisper_model import plain, whisper_base_dir
 
 from conversation.conversation import Conversation
@@ -132,8 +133,7 @@ def test_offline_settings_come_from_the_environment():
 
 async def test_two_utterances_are_transcribed_in_order_while_audio_keeps_flowing(recognition):
     """Through the engine and the app's conversation: real VAD, real recognition, events in order."""
-    server = build_offline_server(speed=8.0, recognition=recognition)
-    server.record = True
+    server = build_offline_server(speed=8.0, recognition=recognition, server_class=InstrumentedServer)
     await server.start()
     settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                 base_url=f"{server.url}/v1")

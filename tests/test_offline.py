@@ -12,6 +12,7 @@ from apphost import open_voice, running_app
 from conftest import eventually
 from gradio_client import Client
 from openmeteo_server import serve_open_meteo
+from support.service import InstrumentedServer
 from whisper_model import plain, whisper_base_dir
 
 from audio import rms
@@ -26,8 +27,7 @@ from settings import RealtimeSettings, load_settings
 
 @pytest.fixture(scope="module")
 def offline_app():
-    engine = build_offline_server()
-    engine.record = True  # the tests read what the app sent
+    engine = build_offline_server(server_class=InstrumentedServer)
     url = serve_in_thread(engine)
     settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                 base_url=f"{url}/v1")
@@ -43,8 +43,7 @@ def offline_app():
 def listening_app():
     """The offline app with speech recognition, as `python app.py` runs it with a model at hand."""
     recognition = SpeechRecognition(str(whisper_base_dir()))
-    engine = build_offline_server(recognition=recognition)
-    engine.record = True
+    engine = build_offline_server(recognition=recognition, server_class=InstrumentedServer)
     settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                 base_url=f"{serve_in_thread(engine)}/v1")
     with serve_open_meteo() as weather, pytest.MonkeyPatch.context() as env:
@@ -109,8 +108,7 @@ async def test_a_spoken_search_runs_in_the_background_while_the_conversation_goe
 
 async def test_without_a_model_the_page_says_why_and_text_still_works(tmp_path):
     recognition = SpeechRecognition(str(tmp_path / "whisper-small"))  # a folder that is not there
-    engine = build_offline_server(recognition=recognition)
-    engine.record = True
+    engine = build_offline_server(recognition=recognition, server_class=InstrumentedServer)
     settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                 base_url=f"{serve_in_thread(engine)}/v1")
     with running_app(settings=settings) as app:

@@ -12,6 +12,7 @@ from chat_server import ChatServer, Reply
 from conftest import eventually
 from openai import AsyncOpenAI
 from openmeteo_server import serve_open_meteo
+from support.service import InstrumentedServer
 
 from conversation.conversation import Conversation
 from conversation.tool_runner import CallStatus
@@ -20,7 +21,6 @@ from offline.assistant import OfflineAssistant
 from offline.engine import Call, ResponseContext, Say
 from offline.llm import LanguageModelAssistant
 from offline.runtime import build_offline_server
-from offline.server import RealtimeServer
 from offline.speech import synthesize
 from settings import OfflineSettings, RealtimeSettings, load_settings
 from tools import Toolbox
@@ -48,16 +48,15 @@ def local_services(monkeypatch):
         yield
 
 
-async def engine_with(chat: ChatServer) -> RealtimeServer:
+async def engine_with(chat: ChatServer) -> InstrumentedServer:
     await chat.start()
     language_model = OfflineSettings(llm_base_url=chat.base_url, llm_model="stand-in")
-    server = build_offline_server(speed=16.0, language_model=language_model)
-    server.record = True
+    server = build_offline_server(speed=16.0, language_model=language_model, server_class=InstrumentedServer)
     await server.start()
     return server
 
 
-async def conversation_on(server: RealtimeServer) -> Conversation:
+async def conversation_on(server: InstrumentedServer) -> Conversation:
     tools = Toolbox.from_settings(load_settings(os.environ))  # the local Open-Meteo, a short search
     session = Conversation(RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                             base_url=f"{server.url}/v1"), tools)
