@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.http11 import Request, Response
 
 from offline.engine import Assistant, EngineConnection, Event, Transcriber, TurnDetector, Voice, parse_json
-from offline.usage import UsageMeter
+from offline.usage import TokenBiller
 from offline.wire import Dialect
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,8 @@ class RealtimeServer:
 
         engine = EngineConnection(dialect, emit, self._make_assistant(), self._make_voice(), self._make_detector(),
                                   self.transcriber, speed=self.speed, echo_metadata=self.echo_metadata,
-                                  created_delay=self.created_delay_seconds, usage=UsageMeter(self.context_token_limit))
+                                  created_delay=self.created_delay_seconds,
+                                  biller=TokenBiller(self.context_token_limit))
         self._live.add(connection)
         self.opened(connection, dialect, engine)
         expiry = None
