@@ -24,7 +24,7 @@ from conftest import ScriptedAssistant, ToneVoice, call, settings_for  # noqa: E
 from support.service import InstrumentedServer  # noqa: E402
 
 from conversation.conversation import Conversation  # noqa: E402
-from offline.speech import EnergyTurnDetector  # noqa: E402
+from offline.speech import EnergySpeechDetector  # noqa: E402
 from settings import RealtimeSettings  # noqa: E402
 from tools import Toolbox, ToolRegistry, default_toolbox  # noqa: E402
 from web.browsers import BrowserSessions  # noqa: E402
@@ -68,7 +68,7 @@ async def tool_to_request(long_running: bool, trials: int = 15) -> list[float]:
         return {"ok": True}
 
     assistant = ScriptedAssistant({r"": lambda m: [call("quick")]})
-    server = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(), speed=50.0)
+    server = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergySpeechDetector(), speed=50.0)
     await server.start()
     session = Conversation(settings_for(server, "azure-ga"), tools=Toolbox(tools, default_toolbox().context))
     session.start()

@@ -40,7 +40,7 @@ from audio import rms  # noqa: E402
 from conversation.conversation import Conversation  # noqa: E402
 from offline.engine import Call, ResponseContext, Say  # noqa: E402
 from offline.runtime import serve_in_thread  # noqa: E402
-from offline.speech import EnergyTurnDetector  # noqa: E402
+from offline.speech import EnergySpeechDetector  # noqa: E402
 from offline.streaming import text_of  # noqa: E402
 from settings import load_settings  # noqa: E402
 from tools import Toolbox, ToolRegistry  # noqa: E402
@@ -85,7 +85,7 @@ def flap_assistant() -> ScriptedAssistant:
 
 
 def flap_server(assistant: ScriptedAssistant, drop_every: float | None, *, record: bool = False) -> InstrumentedServer:
-    server = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
+    server = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0),
                                 api_key=API_KEY, speed=8.0, record=record, drop_every_seconds=drop_every)
 
     async def transcribe(_pcm) -> str:

@@ -37,7 +37,7 @@ from support.service import ConnectionRecord, InstrumentedServer  # noqa: E402
 from conversation.conversation import Conversation  # noqa: E402
 from conversation.tool_runner import CallStatus  # noqa: E402
 from offline.engine import Call  # noqa: E402
-from offline.speech import EnergyTurnDetector  # noqa: E402
+from offline.speech import EnergySpeechDetector  # noqa: E402
 from settings import load_settings  # noqa: E402
 from tools import Toolbox, ToolError, ToolRegistry  # noqa: E402
 
@@ -237,7 +237,7 @@ async def soak_tools(outcomes: int = 1000, conversations: int = 4, rounds: int =
     rng = random.Random(seed)
     figures = ToolFigures()
     assistant = PlannedAssistant()
-    server = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
+    server = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0),
                                 api_key=API_KEY, speed=8.0)
 
     async def transcribe(_pcm) -> str:

@@ -22,14 +22,16 @@ from offline.streaming import Assistant, Call, ResponseContext, Say, Voice, new_
 from offline.usage import TokenBiller
 from offline.wire import GA_ONLY, Dialect, Event, input_setting, wire_name
 
-__all__ = ["Assistant", "Call", "EngineConnection", "Event", "ResponseContext", "Say", "Transcriber",
-           "TranscriptionFailed", "TurnDetector", "Voice", "parse_json"]
+__all__ = ["Assistant", "Call", "EngineConnection", "Event", "ResponseContext", "Say", "SpeechDetector",
+           "Transcriber", "TranscriptionFailed", "Voice", "parse_json"]
 
 # Audio kept before speech starts beyond the prefix padding: the detector decides a frame or two late.
 PRE_SPEECH_SLACK_MS = 100
 
 
-class TurnDetector(Protocol):
+class SpeechDetector(Protocol):
+    """Voice activity detection: where speech starts and stops (server VAD's input; "turn" is a conversation's)."""
+
     def feed(self, pcm: np.ndarray) -> list[tuple[str, int]]: ...
     def reset(self) -> None: ...
 
@@ -55,7 +57,7 @@ class EngineConnection:
     emit_raw: Callable[[Event], Awaitable[None]]
     assistant: Assistant
     voice: Voice
-    detector: TurnDetector | None
+    detector: SpeechDetector | None
     transcriber: Transcriber | None = None
     audio_chunk_ms: int = 100
     speed: float = 4.0  # how much faster than real time audio is streamed (the service is faster too)

@@ -24,7 +24,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.http11 import Request, Response
 
-from offline.engine import Assistant, EngineConnection, Event, Transcriber, TurnDetector, Voice, parse_json
+from offline.engine import Assistant, EngineConnection, Event, SpeechDetector, Transcriber, Voice, parse_json
 from offline.usage import TokenBiller
 from offline.wire import Dialect
 
@@ -82,7 +82,7 @@ class RealtimeServer:
         self,
         make_assistant: Callable[[], Assistant],
         make_voice: Callable[[], Voice],
-        make_detector: Callable[[], TurnDetector | None],
+        make_detector: Callable[[], SpeechDetector | None],
         transcriber: Transcriber | None = None,
         api_key: str | None = None,
         speed: float = 4.0,

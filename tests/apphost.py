@@ -15,7 +15,7 @@ from webrtc_client import VoiceClient
 from app import create_app
 from conversation.conversation import Conversation
 from offline.runtime import OfflineEngine, serve_in_thread
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 from offline.streaming import Voice
 from settings import RealtimeSettings, load_settings
 from web.browsers import BrowserSessions
@@ -37,7 +37,7 @@ class RunningApp:
 
 def scripted_server(assistant: ScriptedAssistant, api_key: str = "test-key-not-a-secret",
                     voice: Callable[[], Voice] = ToneVoice) -> InstrumentedServer:
-    server = InstrumentedServer(lambda: assistant, voice, lambda: EnergyTurnDetector(threshold=500.0),
+    server = InstrumentedServer(lambda: assistant, voice, lambda: EnergySpeechDetector(threshold=500.0),
                                 api_key=api_key, speed=8.0)
 
     async def transcribe(_pcm) -> str:

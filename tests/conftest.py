@@ -24,7 +24,7 @@ from support.service import InstrumentedServer
 from audio import SAMPLE_RATE
 from offline.engine import Call, ResponseContext, Say
 from offline.server import RealtimeServer
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 from settings import RealtimeSettings
 
 API_KEY = "test-key-not-a-secret"
@@ -91,7 +91,7 @@ async def server(assistant: ScriptedAssistant):
     async def transcribe(pcm: np.ndarray) -> str | None:
         return srv.next_transcript  # type: ignore[attr-defined]
 
-    srv = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
+    srv = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0),
                              transcriber=transcribe, api_key=API_KEY, speed=8.0)
     srv.next_transcript = "こんにちは"  # type: ignore[attr-defined]
     await srv.start()

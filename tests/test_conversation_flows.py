@@ -13,13 +13,13 @@ from conftest import API_KEY, ToneVoice, eventually, settings_for
 from support.service import InstrumentedServer
 
 from conversation.conversation import Conversation
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 
 FLAVOURS = ["azure-ga", "azure-preview"]
 
 
 def wire_server(assistant, **options) -> InstrumentedServer:
-    return InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
+    return InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0),
                               api_key=API_KEY, speed=8.0, **options)
 
 

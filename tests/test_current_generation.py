@@ -18,7 +18,7 @@ from support.service import InstrumentedServer
 from audio import SAMPLE_RATE
 from conversation.conversation import Conversation
 from offline.engine import Say
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 from settings import IDLE_CHECK_IN, VoiceSettings, load_settings
 from tools import Toolbox, ToolRegistry
 
@@ -58,7 +58,7 @@ async def preamble_server():
     assistant = ScriptedAssistant({r"天気": lambda m: [Say("調べますね。", phase="commentary"),
                                                      call("lookup", topic="天気")]})
     assistant.result_phase = "final_answer"
-    server = InstrumentedServer(lambda: assistant, PitchVoice, lambda: EnergyTurnDetector(threshold=500.0),
+    server = InstrumentedServer(lambda: assistant, PitchVoice, lambda: EnergySpeechDetector(threshold=500.0),
                                 api_key=API_KEY, speed=8.0)
     await server.start()
     yield server

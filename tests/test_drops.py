@@ -18,7 +18,7 @@ from benchmarks.soak_flaps import HistoryAssistant, app_behind_flaps, chat_messa
 from conversation.conversation import Conversation
 from conversation.gate import ResponseGate
 from offline.engine import Say
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 
 LONG = "これは途中で切れるかもしれない長めの答えです。" * 4  # ~90 characters: a dozen text deltas
 NOTICE = "接続が切れたため再接続しています"
@@ -34,7 +34,7 @@ def expected(question: str) -> str:
 
 @pytest.fixture
 async def served():
-    server = InstrumentedServer(long_answers, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0), api_key=API_KEY,
+    server = InstrumentedServer(long_answers, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0), api_key=API_KEY,
                                 speed=8.0)
     await server.start()
     yield server

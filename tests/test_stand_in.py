@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from audio import SAMPLE_RATE, encode_pcm16
 from offline.server import cap_reason
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 
 DIALECTS = ["ga", "preview"]
 TEXT_EVENTS = {"ga": ("response.output_text.delta", "response.output_text.done", "output_text"),
@@ -42,7 +42,7 @@ class CountingTranscriber:
 
 @asynccontextmanager
 async def stand_in(**options: Any) -> AsyncIterator[InstrumentedServer]:
-    server = InstrumentedServer(ScriptedAssistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
+    server = InstrumentedServer(ScriptedAssistant, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0),
                                 transcriber=CountingTranscriber(), api_key=API_KEY, speed=20.0, **options)
     await server.start()
     try:

@@ -19,7 +19,7 @@ from support.service import InstrumentedServer
 from audio import SAMPLE_RATE
 from conversation.conversation import Conversation
 from offline.engine import Say
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 
 FLAVOURS = ["azure-ga", "azure-preview", "openai"]
 TWO_SENTENCES = "最初の文です。次の文です。"
@@ -66,7 +66,7 @@ async def wire_server(voice: PausingVoice):
     async def transcribe(pcm: np.ndarray) -> str:
         return "こんにちは"
 
-    server = InstrumentedServer(lambda: assistant, lambda: voice, lambda: EnergyTurnDetector(threshold=500.0),
+    server = InstrumentedServer(lambda: assistant, lambda: voice, lambda: EnergySpeechDetector(threshold=500.0),
                                 transcriber=transcribe, api_key=API_KEY, speed=8.0)
     await server.start()
     yield server
