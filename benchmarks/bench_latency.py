@@ -33,10 +33,10 @@ from web.voice import VoiceHandler  # noqa: E402
 
 async def delta_to_frame(trials: int = 60) -> list[float]:
     settings = RealtimeSettings(provider="offline", api_key="x", base_url="ws://127.0.0.1:9/v1")
-    session = Conversation(settings)
-    session.voice_attached = True  # as the registry marks a conversation a voice call is placed in
+    conversation = Conversation(settings)
+    conversation.voice_attached = True  # as the registry marks a conversation a voice call is placed in
     handler = VoiceHandler(BrowserSessions(lambda: settings))
-    handler.follow(session)
+    handler.follow(conversation)
     delta = base64.b64encode(np.full(2400, 1000, np.int16).tobytes()).decode()  # 100 ms, as the service sends
     results = []
     for trial in range(trials):
@@ -52,10 +52,10 @@ async def delta_to_frame(trials: int = 60) -> list[float]:
         task = asyncio.create_task(speaker(got))
         await asyncio.sleep(0.2)  # the speaker is idle and waiting (any silence tail sent)
         start = time.perf_counter()
-        await session.dispatch({"type": "response.output_audio.delta", "item_id": f"item_{trial}", "delta": delta})
+        await conversation.dispatch({"type": "response.output_audio.delta", "item_id": f"item_{trial}", "delta": delta})
         results.append((await got - start) * 1000)
         await task
-        session.playback.interrupt()
+        conversation.playback.interrupt()
     return results
 
 
@@ -70,19 +70,19 @@ async def tool_to_request(long_running: bool, trials: int = 15) -> list[float]:
     assistant = ScriptedAssistant({r"": lambda m: [call("quick")]})
     server = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergySpeechDetector(), speed=50.0)
     await server.start()
-    session = Conversation(settings_for(server, "azure-ga"), tools=Toolbox(tools, default_toolbox().context))
-    session.start()
-    await session.wait_connected(5)
+    conversation = Conversation(settings_for(server, "azure-ga"), tools=Toolbox(tools, default_toolbox().context))
+    conversation.start()
+    await conversation.wait_connected(5)
     results = []
     for _ in range(trials):
-        turn = await session.send_text("go")
+        turn = await conversation.send_text("go")
         await turn.done.wait()
     record = server.connections[0]
     creates = [t for e, t in zip(record.received, record.received_at, strict=True) if e["type"] == "response.create"]
-    for tool_call in session.tools.calls.values():
+    for tool_call in conversation.tools.calls.values():
         after = [t for t in creates if t >= tool_call.finished_at]
         results.append((after[0] - tool_call.finished_at) * 1000)
-    await session.close()
+    await conversation.close()
     await server.stop()
     return results
 

@@ -78,6 +78,6 @@ async def open_voice(app: RunningApp) -> tuple[VoiceClient, Conversation]:
     client = VoiceClient(app.url)
     answer = await client.connect()
     assert answer.get("sdp"), answer
-    session = await eventually(lambda: (s := app.registry.peek(client.session_hash)) and s.voice_attached and s)
-    await eventually(lambda: session.connected)
-    return client, session
+    conversation = await eventually(lambda: (s := app.registry.peek(client.session_hash)) and s.voice_attached and s)
+    await eventually(lambda: conversation.connected)
+    return client, conversation

@@ -137,15 +137,15 @@ async def test_two_utterances_are_transcribed_in_order_while_audio_keeps_flowing
     await server.start()
     settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                 base_url=f"{server.url}/v1")
-    session = Conversation(settings)
-    session.start()
+    conversation = Conversation(settings)
+    conversation.start()
     try:
-        assert await session.wait_connected(10)
+        assert await conversation.wait_connected(10)
         first, second = await asyncio.gather(asyncio.to_thread(synthesize, "こんにちは"),
                                              asyncio.to_thread(synthesize, "ありがとう"))
         audio = np.concatenate([SILENCE, first, SILENCE, second, SILENCE, SILENCE])
         for start in range(0, audio.size, 2400):  # 100 ms chunks, as fast as the socket takes them
-            await session.append_audio(audio[start : start + 2400])
+            await conversation.append_audio(audio[start : start + 2400])
         record = server.connections[-1]
         done = await eventually(lambda: len(c := record.sent_of_type(
             "conversation.item.input_audio_transcription.completed")) == 2 and c, 30)
@@ -153,12 +153,12 @@ async def test_two_utterances_are_transcribed_in_order_while_audio_keeps_flowing
         committed = [e["item_id"] for e in record.sent_of_type("input_audio_buffer.committed")]
         assert [e["item_id"] for e in done] == committed
         def heard() -> list[str]:  # the client reads the socket after the server wrote it: wait for both
-            users = [m["content"] for m in session.transcript.messages() if m["role"] == "user"]
+            users = [m["content"] for m in conversation.transcript.messages() if m["role"] == "user"]
             return users if len(users) == 2 and "🎤 …" not in users else []
 
         assert [plain(u) for u in await eventually(heard, 10)] == ["こんにちは", "ありがとう"]
     finally:
-        await session.close()
+        await conversation.close()
         await server.stop()
 
 
