@@ -20,7 +20,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 import numpy as np  # noqa: E402
 from bench_asr import model_name  # noqa: E402
-from openmeteo_server import serve_open_meteo  # noqa: E402
+from support.openmeteo_server import serve_open_meteo  # noqa: E402
 
 from audio import FRAME_SAMPLES, SAMPLE_RATE  # noqa: E402
 from conversation.conversation import Conversation  # noqa: E402

@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from apphost import running_app  # noqa: E402
 from conftest import settings_for  # noqa: E402
 from gradio_client import Client  # noqa: E402
+from support.apphost import running_app  # noqa: E402
 from support.service import CutPoint  # noqa: E402
 
 from benchmarks.soak_flaps import MessageFigures, answer_to, flap_assistant, flap_server  # noqa: E402

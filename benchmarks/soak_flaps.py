@@ -31,9 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from apphost import RunningApp, open_voice, running_app  # noqa: E402
 from conftest import API_KEY, ScriptedAssistant, ToneVoice, call, settings_for  # noqa: E402
 from gradio_client import Client  # noqa: E402
+from support.apphost import RunningApp, open_voice, running_app  # noqa: E402
 from support.service import InstrumentedServer  # noqa: E402
 
 from audio import rms  # noqa: E402

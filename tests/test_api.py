@@ -6,10 +6,10 @@ import logging
 import warnings
 
 import pytest
-from apphost import running_app
 from conftest import ScriptedAssistant, call
 from gradio_client import Client
-from openmeteo_server import serve_open_meteo
+from support.apphost import running_app
+from support.openmeteo_server import serve_open_meteo
 
 from offline.engine import Say
 

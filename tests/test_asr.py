@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import eventually
 from support.service import InstrumentedServer
-from whisper_model import plain, whisper_base_dir
+from support.whisper_model import plain, whisper_base_dir
 
 from conversation.conversation import Conversation
 from offline.asr import SpeechRecognition, _LogProgress, locate_model

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from browser import (
+from conftest import call
+from support.browser import (
     SAMPLE_RATE,
     browser_test_marks,
     chat_messages,
@@ -30,16 +31,15 @@ from browser import (
     wait_until,
     write_wav,
 )
-from conftest import call
-from page_checks import chat_bubbles
+from support.page_checks import chat_bubbles
 
 from audio import rms
 from offline.engine import Say
 
 if TYPE_CHECKING:
-    from browser_app import BrowserApp
+    from support.browser_app import BrowserApp
 
-pytest_plugins = ["browser_app"]  # the app, the weather stand-in and Chromium (fixtures shared with other modules)
+pytest_plugins = ["support.browser_app"]  # the app, the weather stand-in and Chromium (shared fixtures)
 
 pytestmark = browser_test_marks()
 

@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from apphost import running_app
 from conftest import API_KEY, ScriptedAssistant, ToneVoice, call, eventually, settings_for
 from gradio_client import Client
-from openmeteo_server import serve_open_meteo
+from support.apphost import running_app
+from support.openmeteo_server import serve_open_meteo
 from support.service import InstrumentedServer
 
 from audio import SAMPLE_RATE

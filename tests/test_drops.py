@@ -8,9 +8,9 @@ import asyncio
 import time
 
 import pytest
-from apphost import running_app
 from conftest import API_KEY, ToneVoice, settings_for
 from gradio_client import Client
+from support.apphost import running_app
 from support.service import CutPoint, InstrumentedServer
 
 from benchmarks.soak_cuts import CUT_POSITIONS

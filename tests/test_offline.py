@@ -8,12 +8,12 @@ import json
 
 import numpy as np
 import pytest
-from apphost import open_voice, running_app
 from conftest import eventually
 from gradio_client import Client
-from openmeteo_server import serve_open_meteo
+from support.apphost import open_voice, running_app
+from support.openmeteo_server import serve_open_meteo
 from support.service import InstrumentedServer
-from whisper_model import plain, whisper_base_dir
+from support.whisper_model import plain, whisper_base_dir
 
 from audio import rms
 from conversation.tool_runner import CallStatus

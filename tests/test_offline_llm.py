@@ -8,10 +8,10 @@ import os
 from typing import Any
 
 import pytest
-from chat_server import ChatServer, Reply
 from conftest import eventually
 from openai import AsyncOpenAI
-from openmeteo_server import serve_open_meteo
+from support.chat_server import ChatServer, Reply
+from support.openmeteo_server import serve_open_meteo
 from support.service import InstrumentedServer
 
 from conversation.conversation import Conversation

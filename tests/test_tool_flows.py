@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from conftest import ToneVoice, call, eventually, settings_for
-from openmeteo_server import serve_open_meteo
+from support.openmeteo_server import serve_open_meteo
 
 from conversation.conversation import Conversation
 from conversation.tool_runner import CallStatus

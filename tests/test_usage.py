@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from apphost import running_app
 from conftest import ScriptedAssistant, ToneVoice, call, eventually, settings_for
 from gradio_client import Client
+from support.apphost import running_app
 from support.service import InstrumentedServer
 
 from conversation.conversation import Conversation

@@ -13,16 +13,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from apphost import open_voice, running_app
 from conftest import ScriptedAssistant, eventually
-from webrtc_client import VoiceClient
+from support.apphost import open_voice, running_app
+from support.webrtc_client import VoiceClient
 
 from benchmarks.soak_voice_calls import ENDINGS, soak_voice_calls
 from settings import load_settings
 
 VANISHED_LIMIT_SECONDS = 15.0  # the slot is free this soon after the caller's media stops
 PAGE_CLOSED_LIMIT_SECONDS = 5.0  # ... and this soon after its page closes
-PEER = Path(__file__).resolve().parent / "vanishing_peer.py"
+PEER = Path(__file__).resolve().parent / "support" / "vanishing_peer.py"
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from apphost import open_voice, running_app
 from conftest import ScriptedAssistant, ToneVoice, eventually
-from webrtc_client import RATE, VoiceClient
+from support.apphost import open_voice, running_app
+from support.webrtc_client import RATE, VoiceClient
 
 from audio import SAMPLE_RATE, rms
 from offline.engine import ResponseContext, Say

@@ -9,8 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from conftest import ScriptedAssistant, ToneVoice, eventually, settings_for
-from support.service import InstrumentedServer
-from webrtc_client import VoiceClient
 
 from app import create_app
 from conversation.conversation import Conversation
@@ -18,6 +16,8 @@ from offline.runtime import OfflineEngine, serve_in_thread
 from offline.speech import EnergySpeechDetector
 from offline.streaming import Voice
 from settings import RealtimeSettings, load_settings
+from support.service import InstrumentedServer
+from support.webrtc_client import VoiceClient
 from web.browsers import BrowserSessions
 
 
