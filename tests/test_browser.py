@@ -96,7 +96,7 @@ def test_voice_turn_is_heard_answered_and_ends_on_stop(app, launch, tmp_path):
     page, hashes = open_page(launch(wav), app.url)
     conversation = app.conversation_of(hashes.current)
     start_recording(page)
-    assert wait_until(page, lambda: conversation.voice_attached, 5, "the voice handler joined the session")
+    assert wait_until(page, lambda: conversation.voice_attached, 5, "the voice handler joined the conversation")
 
     # The realtime side gets the microphone as 24 kHz PCM16, in real time, and its VAD finds the turn.
     record = wait_until(page, lambda: voice_connection(app, since), 10, "audio reached the realtime server")
@@ -242,14 +242,14 @@ def test_speech_during_the_answer_interrupts_it(app, launch, tmp_path):
     screenshot(page, f"{app.mode}-barge-in")
 
 
-def test_reload_ends_the_old_session_and_starts_a_clean_one(app, launch, tmp_path):
+def test_reload_ends_the_old_conversation_and_starts_a_clean_one(app, launch, tmp_path):
     wav = write_wav(tmp_path / "quiet.wav", np.zeros(SAMPLE_RATE * 3, dtype=np.int16))
     since = len(app.server.connections)
     page, hashes = open_page(launch(wav), app.url)
     old_hash = hashes.current
     old = app.conversation_of(old_hash)
     start_recording(page)
-    wait_until(page, lambda: old.voice_attached, 5, "the voice handler joined the session")
+    wait_until(page, lambda: old.voice_attached, 5, "the voice handler joined the conversation")
     send_text(page, "こんにちは")
     wait_for_chat(page, lambda m: len(m) >= 2 and m[-1][0] == "assistant" and m[-1][1], 15, "a first answer")
     old_connections = app.new_connections(since)
