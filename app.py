@@ -67,7 +67,7 @@ def create_app(settings: Settings, host: str = "127.0.0.1", share: bool = False,
                offline: OfflineEngine | None = None) -> tuple[gr.Blocks, BrowserSessions]:
     """The page, its API and the browser-session registry for these settings (the tests call this too)."""
     registry, engine = make_registry(settings, debug, offline)
-    rtc, server_rtc = ice_servers(host, share, settings.turn, settings.on_space)
+    rtc, server_rtc = ice_servers(host, share, settings.relay, settings.on_space)
     demo = build_ui(
         registry, settings.realtime, rtc, server_rtc,
         max_voice_sessions=settings.max_voice_sessions,

@@ -119,8 +119,8 @@ class OfflineSettings:
 
 
 @dataclass(frozen=True)
-class TurnSettings:
-    """Credentials for a TURN server (voice across networks); secrets stay out of repr."""
+class RelaySettings:
+    """Credentials for a TURN relay server (voice across networks); secrets stay out of repr."""
 
     hf_token: str = field(default="", repr=False)
     cloudflare_key_id: str = ""
@@ -153,7 +153,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     on_space: bool = False
-    turn: TurnSettings = field(default_factory=TurnSettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
     offline: OfflineSettings = field(default_factory=OfflineSettings)
     # Several replicas (deploy/cluster.py): shared state in Redis; empty = one process, everything in memory
     redis_url: str = field(default="", repr=False)  # may carry a password
@@ -307,7 +307,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         offline=_offline_settings(env),
         redis_url=env.text("REDIS_URL"),
         redis_ttl=env.number("REDIS_TTL_SECONDS", base.redis_ttl, minimum=60.0),
-        turn=TurnSettings(
+        relay=RelaySettings(
             hf_token=env.text("HF_TOKEN"),
             cloudflare_key_id=env.text("CLOUDFLARE_TURN_KEY_ID"),
             cloudflare_key_token=env.text("CLOUDFLARE_TURN_KEY_API_TOKEN"),

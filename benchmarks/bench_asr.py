@@ -53,7 +53,7 @@ def edit_distance(a: str, b: str) -> int:
 def model_name() -> str:
     if os.environ.get("OFFLINE_ASR_MODEL"):
         return os.environ["OFFLINE_ASR_MODEL"]
-    from whisper_model import whisper_base_dir
+    from support.whisper_model import whisper_base_dir
 
     return str(whisper_base_dir())
 

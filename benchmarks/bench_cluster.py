@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from clusterhost import start_cluster, start_realtime_server  # noqa: E402
 from gradio_client import Client  # noqa: E402
+from support.clusterhost import start_cluster, start_realtime_server  # noqa: E402
 
 
 def conversation(client: Client, messages: int, round_no: int) -> None:

@@ -20,17 +20,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import API_KEY, ScriptedAssistant, ToneVoice, settings_for  # noqa: E402
+from support.service import InstrumentedServer  # noqa: E402
 
 from conversation.conversation import Conversation  # noqa: E402
-from offline.server import RealtimeServer  # noqa: E402
-from offline.speech import EnergyTurnDetector  # noqa: E402
+from offline.speech import EnergySpeechDetector  # noqa: E402
 
 QUESTION = "会話が長くなると料金はどう変わりますか。具体的に教えてください。" * 2
 
 
 async def last_input_tokens(messages: int, fresh_session_before_last: bool = False, **bounds: int) -> dict:
-    server = RealtimeServer(ScriptedAssistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
-                            api_key=API_KEY, speed=50.0, record=True)
+    server = InstrumentedServer(ScriptedAssistant, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0),
+                                api_key=API_KEY, speed=50.0)
     await server.start()
     conversation = Conversation(replace(settings_for(server, "azure-ga"), **bounds))
     conversation.start()

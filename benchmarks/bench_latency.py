@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import ScriptedAssistant, ToneVoice, call, settings_for  # noqa: E402
+from support.service import InstrumentedServer  # noqa: E402
 
 from conversation.conversation import Conversation  # noqa: E402
-from offline.server import RealtimeServer  # noqa: E402
-from offline.speech import EnergyTurnDetector  # noqa: E402
+from offline.speech import EnergySpeechDetector  # noqa: E402
 from realtime.events import parse  # noqa: E402
 from settings import RealtimeSettings  # noqa: E402
 from tools import Toolbox, ToolRegistry, default_toolbox  # noqa: E402
@@ -34,10 +34,10 @@ from web.voice import VoiceHandler  # noqa: E402
 
 async def delta_to_frame(trials: int = 60) -> list[float]:
     settings = RealtimeSettings(provider="offline", api_key="x", base_url="ws://127.0.0.1:9/v1")
-    session = Conversation(settings)
-    session.voice_attached = True  # as the registry marks a conversation a voice call is placed in
+    conversation = Conversation(settings)
+    conversation.voice_attached = True  # as the registry marks a conversation a voice call is placed in
     handler = VoiceHandler(BrowserSessions(lambda: settings))
-    handler.follow(session)
+    handler.follow(conversation)
     delta = base64.b64encode(np.full(2400, 1000, np.int16).tobytes()).decode()  # 100 ms, as the service sends
     results = []
     for trial in range(trials):
@@ -53,11 +53,11 @@ async def delta_to_frame(trials: int = 60) -> list[float]:
         task = asyncio.create_task(speaker(got))
         await asyncio.sleep(0.2)  # the speaker is idle and waiting (any silence tail sent)
         start = time.perf_counter()
-        await session.events.handle(parse({"type": "response.output_audio.delta", "item_id": f"item_{trial}",
+        await conversation.events.handle(parse({"type": "response.output_audio.delta", "item_id": f"item_{trial}",
                                       "delta": delta}))  # parsed and decoded at the edge, as received
         results.append((await got - start) * 1000)
         await task
-        session.playback.interrupt()
+        conversation.playback.interrupt()
     return results
 
 
@@ -70,21 +70,21 @@ async def tool_to_request(long_running: bool, trials: int = 15) -> list[float]:
         return {"ok": True}
 
     assistant = ScriptedAssistant({r"": lambda m: [call("quick")]})
-    server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(), speed=50.0, record=True)
+    server = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergySpeechDetector(), speed=50.0)
     await server.start()
-    session = Conversation(settings_for(server, "azure-ga"), tools=Toolbox(tools, default_toolbox().context))
-    session.start()
-    await session.wait_connected(5)
+    conversation = Conversation(settings_for(server, "azure-ga"), tools=Toolbox(tools, default_toolbox().context))
+    conversation.start()
+    await conversation.wait_connected(5)
     results = []
     for _ in range(trials):
-        turn = await session.send_text("go")
+        turn = await conversation.send_text("go")
         await turn.done.wait()
     record = server.connections[0]
     creates = [t for e, t in zip(record.received, record.received_at, strict=True) if e["type"] == "response.create"]
-    for tool_call in session.tools.calls.values():
+    for tool_call in conversation.tools.calls.values():
         after = [t for t in creates if t >= tool_call.finished_at]
         results.append((after[0] - tool_call.finished_at) * 1000)
-    await session.close()
+    await conversation.close()
     await server.stop()
     return results
 

@@ -1,6 +1,6 @@
 """MCP tools: start-up of the configured servers, a call's round trip, and cancel → the server noticing it.
 
-Servers: mcp-server-time (PyPI) and the tests' slow server (tests/mcp_slow_server.py), both over stdio,
+Servers: mcp-server-time (PyPI) and the tests' slow server (tests/support/mcp_slow_server.py), both over stdio,
 through the app's own tool path (mcp_tools.app_toolbox, the ToolRunner). The server notes its cancellation
 in its event file; the figure is the time from `runner.cancel()` to that line.
 
@@ -59,7 +59,7 @@ def main() -> None:
     config = folder / "mcp.json"
     config.write_text(json.dumps({"mcpServers": {
         "time": {"command": sys.executable, "args": ["-m", "mcp_server_time", "--local-timezone", "Asia/Tokyo"]},
-        "slow": {"command": sys.executable, "args": [str(ROOT / "tests" / "mcp_slow_server.py")],
+        "slow": {"command": sys.executable, "args": [str(ROOT / "tests" / "support" / "mcp_slow_server.py")],
                  "env": {"MCP_TEST_EVENTS": str(events)}},
     }}), encoding="utf-8")
     starts, trips, cancels = [], [], []

@@ -107,7 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     recognition = None
     if args.asr:
-        from whisper_model import whisper_base_dir
+        from support.whisper_model import whisper_base_dir
 
         recognition = SpeechRecognition(os.environ.get("OFFLINE_ASR_MODEL") or str(whisper_base_dir()))
         if not recognition.wait_loaded(600):

@@ -20,7 +20,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 import numpy as np  # noqa: E402
 from bench_asr import model_name  # noqa: E402
-from openmeteo_server import serve_open_meteo  # noqa: E402
+from support.openmeteo_server import serve_open_meteo  # noqa: E402
 
 from audio import FRAME_SAMPLES, SAMPLE_RATE  # noqa: E402
 from conversation.conversation import Conversation  # noqa: E402
@@ -36,21 +36,21 @@ ROUNDS = 5
 FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
 
 
-async def first_audio(session: Conversation) -> None:
-    while not session.playback.busy:
+async def first_audio(conversation: Conversation) -> None:
+    while not conversation.playback.busy:
         await asyncio.sleep(0.005)
 
 
-async def speak(session: Conversation, pcm: np.ndarray) -> float:
+async def speak(conversation: Conversation, pcm: np.ndarray) -> float:
     """Send `pcm` then silence in real time until the answer's first audio; seconds from the end of speech."""
     clock = time.perf_counter()
     frames = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.int16), pcm])
-    assert not session.playback.busy, "the previous answer is still playing"
-    answered = asyncio.ensure_future(first_audio(session))
+    assert not conversation.playback.busy, "the previous answer is still playing"
+    answered = asyncio.ensure_future(first_audio(conversation))
     sent, ended = 0, 0.0
     while not answered.done():
         frame = frames[sent : sent + FRAME_SAMPLES] if sent < frames.size else np.zeros(FRAME_SAMPLES, np.int16)
-        await session.append_audio(frame)
+        await conversation.append_audio(frame)
         sent += FRAME_SAMPLES
         if sent >= frames.size and not ended:
             ended = time.perf_counter()
@@ -61,13 +61,13 @@ async def speak(session: Conversation, pcm: np.ndarray) -> float:
     return time.perf_counter() - ended
 
 
-async def quiet(session: Conversation) -> None:
+async def quiet(conversation: Conversation) -> None:
     """Let the answer play out and nothing more arrive, as between two questions of a real talk."""
     idle = 0.0
     while idle < 1.0:
         await asyncio.sleep(0.1)
-        idle = 0.0 if session.playback.busy else idle + 0.1
-        session.playback.interrupt()  # nobody listens here: drop what was released
+        idle = 0.0 if conversation.playback.busy else idle + 0.1
+        conversation.playback.interrupt()  # nobody listens here: drop what was released
 
 
 async def end_of_speech_to_first_audio() -> dict[str, list[float]]:
@@ -79,17 +79,17 @@ async def end_of_speech_to_first_audio() -> dict[str, list[float]]:
     with serve_open_meteo() as weather:
         settings = load_settings({"OPEN_METEO_FORECAST_URL": weather.forecast_url,
                                   "OPEN_METEO_GEOCODING_URL": weather.geocoding_url})
-        session = Conversation(RealtimeSettings(provider="offline", api_key="offline", model="offline-assistant",
+        conversation = Conversation(RealtimeSettings(provider="offline", api_key="offline", model="offline-assistant",
                                                 base_url=f"{server.url}/v1"), Toolbox.from_settings(settings))
-        session.voice_attached = True
-        session.start()
-        await session.wait_connected(10)
+        conversation.voice_attached = True
+        conversation.start()
+        await conversation.wait_connected(10)
         speech = {text: synthesize(text) for text in SPOKEN}
         for _ in range(ROUNDS):
             for text, label in SPOKEN.items():
-                results[label].append(await speak(session, speech[text]))
-                await quiet(session)
-        await session.close()
+                results[label].append(await speak(conversation, speech[text]))
+                await quiet(conversation)
+        await conversation.close()
     await server.stop()
     recognition.close()
     return results
@@ -100,21 +100,21 @@ async def time_to_first_audio(rounds: int = 3) -> list[float]:
     await server.start()
     settings = RealtimeSettings(provider="offline", api_key="offline", model="offline-assistant",
                                 base_url=f"{server.url}/v1")
-    session = Conversation(settings)
-    session.voice_attached = True
-    session.start()
-    await session.wait_connected(10)
+    conversation = Conversation(settings)
+    conversation.voice_attached = True
+    conversation.start()
+    await conversation.wait_connected(10)
     synthesize("ウォームアップ")  # the first call loads the dictionary (reported separately)
     results = []
     for _ in range(rounds):
         for phrase in PHRASES:
-            session.playback.interrupt()
+            conversation.playback.interrupt()
             start = time.perf_counter()
-            turn = await session.send_text(phrase)
-            await first_audio(session)
+            turn = await conversation.send_text(phrase)
+            await first_audio(conversation)
             results.append((time.perf_counter() - start) * 1000)
             await turn.done.wait()
-    await session.close()
+    await conversation.close()
     await server.stop()
     return results
 

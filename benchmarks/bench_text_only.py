@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from apphost import running_app  # noqa: E402
 from conftest import ScriptedAssistant  # noqa: E402
 from gradio_client import Client  # noqa: E402
+from support.apphost import running_app  # noqa: E402
 
 from offline.engine import Say  # noqa: E402
 

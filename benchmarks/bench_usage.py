@@ -26,7 +26,7 @@ from conversation.conversation import Conversation  # noqa: E402
 from conversation.prices import load_prices  # noqa: E402
 from conversation.usage import TokenUsage, UsageMeter  # noqa: E402
 from offline.server import RealtimeServer  # noqa: E402
-from offline.speech import EnergyTurnDetector  # noqa: E402
+from offline.speech import EnergySpeechDetector  # noqa: E402
 
 TURNS = 20
 QUESTION = "明日の東京の天気と、週末に出かけるならどこがいいかを教えてください。"
@@ -34,7 +34,7 @@ QUESTION = "明日の東京の天気と、週末に出かけるならどこが�
 
 async def conversation_cost() -> None:
     assistant = ScriptedAssistant()
-    server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(), speed=50.0)
+    server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergySpeechDetector(), speed=50.0)
     await server.start()
     conversation = Conversation(settings_for(server, "openai"))
     conversation.voice_attached = True  # answers come as audio, billed as audio output and then input

@@ -16,13 +16,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from apphost import running_app  # noqa: E402
 from conftest import settings_for  # noqa: E402
 from gradio_client import Client  # noqa: E402
+from support.apphost import running_app  # noqa: E402
+from support.service import CutPoint  # noqa: E402
 
 from benchmarks.soak_flaps import MessageFigures, answer_to, flap_assistant, flap_server  # noqa: E402
 from offline.runtime import serve_in_thread  # noqa: E402
-from offline.server import CutPoint  # noqa: E402
 
 # Where a drop can fall in a typed message's exchange: (event types, sent by the server?, cut after sending?, skip).
 CUT_POSITIONS = {

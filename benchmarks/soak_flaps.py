@@ -31,16 +31,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from apphost import RunningApp, open_voice, running_app  # noqa: E402
 from conftest import API_KEY, ScriptedAssistant, ToneVoice, call, settings_for  # noqa: E402
 from gradio_client import Client  # noqa: E402
+from support.apphost import RunningApp, open_voice, running_app  # noqa: E402
+from support.service import InstrumentedServer  # noqa: E402
 
 from audio import rms  # noqa: E402
 from conversation.conversation import Conversation  # noqa: E402
 from offline.engine import Call, ResponseContext, Say  # noqa: E402
 from offline.runtime import serve_in_thread  # noqa: E402
-from offline.server import RealtimeServer  # noqa: E402
-from offline.speech import EnergyTurnDetector  # noqa: E402
+from offline.speech import EnergySpeechDetector  # noqa: E402
 from offline.streaming import text_of  # noqa: E402
 from settings import load_settings  # noqa: E402
 from tools import Toolbox, ToolRegistry  # noqa: E402
@@ -84,9 +84,9 @@ def flap_assistant() -> ScriptedAssistant:
     return HistoryAssistant({r"^(質問\d+)$": lambda m: [Say(answer_to(m.group(1)))]})
 
 
-def flap_server(assistant: ScriptedAssistant, drop_every: float | None, *, record: bool = False) -> RealtimeServer:
-    server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
-                            api_key=API_KEY, speed=8.0, record=record, drop_every_seconds=drop_every)
+def flap_server(assistant: ScriptedAssistant, drop_every: float | None, *, record: bool = False) -> InstrumentedServer:
+    server = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0),
+                                api_key=API_KEY, speed=8.0, record=record, drop_every_seconds=drop_every)
 
     async def transcribe(_pcm) -> str:
         return "こんにちは"
@@ -96,7 +96,8 @@ def flap_server(assistant: ScriptedAssistant, drop_every: float | None, *, recor
 
 
 @contextmanager
-def app_behind_flaps(drop_every: float | None, *, record: bool = False) -> Iterator[tuple[RunningApp, RealtimeServer]]:
+def app_behind_flaps(drop_every: float | None, *,
+                     record: bool = False) -> Iterator[tuple[RunningApp, InstrumentedServer]]:
     """The app as served, its service cutting every connection `drop_every` s after it opens."""
     assistant = flap_assistant()
     server = flap_server(assistant, drop_every, record=record)

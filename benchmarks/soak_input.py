@@ -272,8 +272,8 @@ def server_problems(tee: Tee, log: ServerLog) -> list[str]:
 @contextmanager
 def scripted_app() -> Iterator[object]:
     """The app against the scripted service, which keeps nothing (no recording, a bounded memory of requests)."""
-    from apphost import running_app, scripted_server
     from conftest import ScriptedAssistant, settings_for
+    from support.apphost import running_app, scripted_server
 
     from offline.runtime import serve_in_thread
 
@@ -302,8 +302,8 @@ TOAST_TEXTS = "() => [...document.querySelectorAll('[data-testid=\"toast-body\"]
 
 def page_soak(app, count: int, seed: int = 5) -> dict:
     """A sample typed into the page (headless Chromium): answered in the chat, or refused in a Japanese toast."""
-    from browser import CHROMIUM, chromium_args, open_page, wait_until
     from playwright.sync_api import sync_playwright
+    from support.browser import CHROMIUM, chromium_args, open_page, wait_until
 
     rng = random.Random(seed)
     by_kind: dict[str, list] = {}

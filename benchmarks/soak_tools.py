@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import API_KEY, ScriptedAssistant, ToneVoice, settings_for  # noqa: E402
+from support.service import ConnectionRecord, InstrumentedServer  # noqa: E402
 
 from conversation.conversation import Conversation  # noqa: E402
 from conversation.tool_runner import CallStatus  # noqa: E402
 from offline.engine import Call  # noqa: E402
-from offline.server import ConnectionRecord, RealtimeServer  # noqa: E402
-from offline.speech import EnergyTurnDetector  # noqa: E402
+from offline.speech import EnergySpeechDetector  # noqa: E402
 from settings import load_settings  # noqa: E402
 from tools import Toolbox, ToolError, ToolRegistry  # noqa: E402
 from web.chat import chatbot_messages  # noqa: E402
@@ -240,8 +240,8 @@ async def soak_tools(outcomes: int = 1000, conversations: int = 4, rounds: int =
     rng = random.Random(seed)
     figures = ToolFigures()
     assistant = PlannedAssistant()
-    server = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
-                            api_key=API_KEY, speed=8.0, record=True)
+    server = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0),
+                                api_key=API_KEY, speed=8.0)
 
     async def transcribe(_pcm) -> str:
         return "こんにちは"

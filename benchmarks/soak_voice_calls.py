@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from apphost import RunningApp, running_app  # noqa: E402
 from conftest import ScriptedAssistant, ToneVoice  # noqa: E402
-from webrtc_client import VoiceClient  # noqa: E402
+from support.apphost import RunningApp, running_app  # noqa: E402
+from support.webrtc_client import VoiceClient  # noqa: E402
 
 from audio import rms  # noqa: E402
 

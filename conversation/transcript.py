@@ -6,8 +6,6 @@ entries are placed when their item is added and filled in when the text comes.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -15,27 +13,9 @@ from typing import Literal
 from realtime.dialect import Event, assistant_text_item, function_call_item, function_output_item, user_text_item
 from realtime.events import ServerItem
 from settings import Dialect
+from speech_text import is_hallucination
 
 ItemKind = Literal["message", "function_call"]
-
-# Whisper-family models "hear" these on silence or noise; never show them as something the user said.
-_HALLUCINATIONS = (
-    "ご視聴ありがとうございました",
-    "ご視聴ありがとうございます",
-    "チャンネル登録よろしくお願いします",
-    "チャンネル登録お願いします",
-    "最後までご視聴いただきありがとうございます",
-    "thankyouforwatching",
-    "thanksforwatching",
-)
-_PUNCTUATION = re.compile(r"[\s、。,.!?！？「」『』…・ー〜~]+")
-
-
-def is_hallucination(text: str) -> bool:
-    normalized = _PUNCTUATION.sub("", unicodedata.normalize("NFKC", text)).lower()
-    return not normalized or any(normalized == h.lower() or (h in normalized and len(normalized) <= len(h) + 4)
-                                 for h in _HALLUCINATIONS)
-
 
 @dataclass
 class Item:

@@ -10,11 +10,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from conversation.transcript import is_hallucination
 from offline import replies
 from offline.engine import Call, ResponseContext, Say
 from offline.intents import detect_language, route
 from offline.streaming import is_voice, text_of
+from speech_text import is_hallucination
 
 
 def wordless_voice_reply(item: dict[str, Any], recognition_problem: Callable[[], str]) -> list[Say] | None:

@@ -19,17 +19,19 @@ import numpy as np
 from audio import decode_pcm16, pcm_ms
 from offline.session_options import check, idle_timeout_seconds, silence_ms
 from offline.streaming import Assistant, Call, ResponseContext, Say, Voice, new_id, stream_response
-from offline.usage import UsageMeter
+from offline.usage import TokenBiller
 from offline.wire import GA_ONLY, Dialect, Event, input_setting, wire_name
 
-__all__ = ["Assistant", "Call", "EngineConnection", "Event", "ResponseContext", "Say", "Transcriber",
-           "TranscriptionFailed", "TurnDetector", "Voice", "parse_json"]
+__all__ = ["Assistant", "Call", "EngineConnection", "Event", "ResponseContext", "Say", "SpeechDetector",
+           "Transcriber", "TranscriptionFailed", "Voice", "parse_json"]
 
 # Audio kept before speech starts beyond the prefix padding: the detector decides a frame or two late.
 PRE_SPEECH_SLACK_MS = 100
 
 
-class TurnDetector(Protocol):
+class SpeechDetector(Protocol):
+    """Voice activity detection: where speech starts and stops (server VAD's input; "turn" is a conversation's)."""
+
     def feed(self, pcm: np.ndarray) -> list[tuple[str, int]]: ...
     def reset(self) -> None: ...
 
@@ -55,13 +57,13 @@ class EngineConnection:
     emit_raw: Callable[[Event], Awaitable[None]]
     assistant: Assistant
     voice: Voice
-    detector: TurnDetector | None
+    detector: SpeechDetector | None
     transcriber: Transcriber | None = None
     audio_chunk_ms: int = 100
     speed: float = 4.0  # how much faster than real time audio is streamed (the service is faster too)
     echo_metadata: bool = True  # response.create metadata echoed on the response (current API versions do)
     created_delay: float = 0.0  # seconds before response.created (a real service's round trip)
-    usage: UsageMeter = field(default_factory=UsageMeter)
+    biller: TokenBiller = field(default_factory=TokenBiller)
     config: Event = field(default_factory=dict)
     items: list[Event] = field(default_factory=list)
     buffer: list[np.ndarray] = field(default_factory=list)

@@ -20,11 +20,11 @@ from typing import Any
 import httpx
 import openai
 
-from conversation.transcript import is_hallucination
 from offline import replies
 from offline.assistant import wordless_voice_reply
 from offline.engine import Assistant, Call, ResponseContext, Say
 from offline.streaming import is_voice, text_of
+from speech_text import is_hallucination
 
 log = logging.getLogger(__name__)
 

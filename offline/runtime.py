@@ -18,7 +18,7 @@ from offline.assistant import OfflineAssistant
 from offline.engine import Assistant, TranscriptionFailed
 from offline.llm import LanguageModelAssistant
 from offline.server import RealtimeServer
-from offline.speech import TurnDetector, split_sentences, synthesize
+from offline.speech import SileroSpeechDetector, split_sentences, synthesize
 from settings import OfflineSettings
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,12 @@ class OfflineEngine:
 
 
 def build_offline_server(speed: float = 4.0, recognition: SpeechRecognition | None = None,
-                         language_model: OfflineSettings | None = None) -> RealtimeServer:
-    """The engine's server; without `recognition` voice turns are detected but honestly not transcribed."""
+                         language_model: OfflineSettings | None = None,
+                         server_class: type[RealtimeServer] = RealtimeServer) -> RealtimeServer:
+    """The engine's server; without `recognition` voice turns are detected but honestly not transcribed.
+
+    `server_class`: tests pass a RealtimeServer subclass that records what the app sent (tests/support/service.py).
+    """
     problem = recognition.problem if recognition is not None else None
     assistant: Assistant = OfflineAssistant(problem)
     if language_model is not None:
@@ -83,7 +87,7 @@ def build_offline_server(speed: float = 4.0, recognition: SpeechRecognition | No
                                            problem)
     transcriber = recognition.transcribe if recognition is not None else _not_transcribed
     # One assistant for all connections: it keeps no per-conversation state (and one view of the model's health).
-    return RealtimeServer(lambda: assistant, JapaneseVoice, TurnDetector, transcriber=transcriber, speed=speed)
+    return server_class(lambda: assistant, JapaneseVoice, SileroSpeechDetector, transcriber=transcriber, speed=speed)
 
 
 def serve_in_thread(server: RealtimeServer, port: int = 0) -> str:

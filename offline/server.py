@@ -3,8 +3,10 @@
 It accepts the URLs the `openai` SDK builds for OpenAI GA (`/v1/realtime?model=`), Azure GA
 (`/openai/v1/realtime?model=`) and Azure preview (`/openai/realtime?api-version=&deployment=`),
 checks the key like the service does, and runs one blank EngineConnection per connection.
-Stand-in behaviours of the real service (no metadata echo, the session cap, network drops) and
-recording what each connection exchanged are opt-in, so the offline app keeps no history.
+Stand-in behaviours of the real service (no metadata echo, the session cap, its round trip) are opt-in; they stay
+here because they describe the service a client must cope with, not a test's switch.
+It keeps no history: what only tests need (recording, refusals, drops, cuts) lives in tests/support/service.py,
+a subclass that overrides the few extension points below (`refuse`, `opened`, `closed`, `send`, `receive`).
 """
 
 from __future__ import annotations
@@ -13,22 +15,17 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidMessage
 from websockets.http11 import Request, Response
 
-from audio import decode_pcm16
-from offline.engine import Assistant, EngineConnection, Event, Transcriber, TurnDetector, Voice, parse_json
-from offline.usage import UsageMeter
+from offline.engine import Assistant, EngineConnection, Event, SpeechDetector, Transcriber, Voice, parse_json
+from offline.usage import TokenBiller
 from offline.wire import Dialect
 
 log = logging.getLogger(__name__)
@@ -50,53 +47,6 @@ class _ClientLeftDuringHandshake(logging.Filter):
 
 handshake_log = logging.getLogger(f"{__name__}.handshake")  # this server's own websockets logger
 handshake_log.addFilter(_ClientLeftDuringHandshake())
-
-
-@dataclass
-class ConnectionRecord:
-    """What one client connection exchanged (kept only when the server records), for tests and diagnostics."""
-
-    path: str
-    dialect: Dialect
-    headers: dict[str, str]
-    received: list[Event] = field(default_factory=list)
-    received_at: list[float] = field(default_factory=list)  # time.time() of each received event
-    audio: list[np.ndarray] = field(default_factory=list)
-    sent: list[Event] = field(default_factory=list)  # as they went out on the wire
-    session: EngineConnection | None = None
-    connection: ServerConnection | None = None
-
-    def of_type(self, event_type: str) -> list[Event]:
-        return [e for e in self.received if e.get("type") == event_type]
-
-    def sent_of_type(self, event_type: str) -> list[Event]:
-        return [e for e in self.sent if e.get("type") == event_type]
-
-    @property
-    def received_audio(self) -> np.ndarray:
-        return np.concatenate(self.audio) if self.audio else np.zeros(0, np.int16)
-
-
-@dataclass
-class CutPoint:
-    """Where the server cuts a connection once, with no close frame, as a network drop looks (tests).
-
-    At the first event (after `skip` of them) whose type is one of `types`: received from the client
-    (`sent=False`, cut before the engine sees it), or about to go out (`sent=True`: cut instead of sending it,
-    or just after it went out when `after`). `reached` is set once it cut.
-    """
-
-    types: tuple[str, ...]
-    sent: bool = False
-    after: bool = False
-    skip: int = 0
-    reached: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def matches(self, event: Event, sent: bool) -> bool:
-        if self.reached.is_set() or sent != self.sent or event.get("type") not in self.types:
-            return False
-        self.skip -= 1
-        return self.skip < 0
 
 
 def dialect_of(path: str, headers: Headers) -> Dialect | None:
@@ -122,10 +72,8 @@ class RealtimeServer:
     """Serve the Realtime protocol on 127.0.0.1; `make_assistant` etc. build each connection's parts.
 
     Args:
-        record: keep every connection's events and decoded audio in `connections` (tests only: it grows).
         echo_metadata: echo `response.create` metadata on response objects (False: like old preview versions).
         session_max_seconds: end each session this long after it opens (error `session_expired`, close 1001).
-        drop_every_seconds: cut each connection this long after it opens, with no close handshake.
         context_token_limit: the model's input window in tokens, where `session.truncation` starts dropping.
         created_delay_seconds: wait this long before `response.created` (the service's round trip).
     """
@@ -134,15 +82,13 @@ class RealtimeServer:
         self,
         make_assistant: Callable[[], Assistant],
         make_voice: Callable[[], Voice],
-        make_detector: Callable[[], TurnDetector | None],
+        make_detector: Callable[[], SpeechDetector | None],
         transcriber: Transcriber | None = None,
         api_key: str | None = None,
         speed: float = 4.0,
         *,
-        record: bool = False,
         echo_metadata: bool = True,
         session_max_seconds: float | None = None,
-        drop_every_seconds: float | None = None,
         context_token_limit: int = 32_000,
         created_delay_seconds: float = 0.0,
     ) -> None:
@@ -150,15 +96,10 @@ class RealtimeServer:
         self.transcriber = transcriber
         self.api_key = api_key
         self.speed = speed
-        self.record = record
         self.echo_metadata = echo_metadata
         self.session_max_seconds = session_max_seconds
-        self.drop_every_seconds = drop_every_seconds
         self.context_token_limit = context_token_limit
         self.created_delay_seconds = created_delay_seconds
-        self.reject_status: int | None = None  # tests: answer every handshake with this HTTP status
-        self.cut: CutPoint | None = None  # tests: where to cut a connection next (`cut_at`)
-        self.connections: list[ConnectionRecord] = []  # every connection so far, when recording
         self._live: set[ServerConnection] = set()
         self._server: Server | None = None
         self.port = 0
@@ -182,10 +123,8 @@ class RealtimeServer:
             await self._server.wait_closed()
 
     def _check(self, connection: ServerConnection, request: Request) -> Response | None:
-        if self.reject_status:
-            status = HTTPStatus(self.reject_status)
-            return connection.respond(status, json.dumps({"error": {"code": str(status.value),
-                                                                    "message": status.phrase}}))
+        if (refusal := self.refuse(connection, request)) is not None:
+            return refusal
         if dialect_of(request.path, request.headers) is None:
             return connection.respond(HTTPStatus.NOT_FOUND, "Resource not found\n")
         if self.api_key is not None:
@@ -198,96 +137,63 @@ class RealtimeServer:
         request = connection.request
         assert request is not None
         dialect = dialect_of(request.path, request.headers) or "ga"
-        record = ConnectionRecord(request.path, dialect, dict(request.headers.raw_items()), connection=connection)
-        if self.record:
-            self.connections.append(record)
 
         async def emit(event: Event) -> None:
-            cut = self.cut if self.cut is not None and self.cut.matches(event, sent=True) else None
-            if cut is not None and not cut.after:
-                self._cut_now(connection, cut)
-                return
-            message = json.dumps(event, ensure_ascii=False)
-            if self.record:
-                record.sent.append(json.loads(message))  # a snapshot: the engine mutates its items later
-            with contextlib.suppress(Exception):
-                await connection.send(message)
-            if cut is not None:
-                self._cut_now(connection, cut)
+            await self.send(connection, event)
 
-        session = EngineConnection(dialect, emit, self._make_assistant(), self._make_voice(), self._make_detector(),
-                                   self.transcriber, speed=self.speed, echo_metadata=self.echo_metadata,
-                                   created_delay=self.created_delay_seconds, usage=UsageMeter(self.context_token_limit))
-        record.session = session
+        engine = EngineConnection(dialect, emit, self._make_assistant(), self._make_voice(), self._make_detector(),
+                                  self.transcriber, speed=self.speed, echo_metadata=self.echo_metadata,
+                                  created_delay=self.created_delay_seconds,
+                                  biller=TokenBiller(self.context_token_limit))
         self._live.add(connection)
-        timers = []
+        self.opened(connection, dialect, engine)
+        expiry = None
         if self.session_max_seconds is not None:
-            timers.append(asyncio.ensure_future(self._expire(session, connection, self.session_max_seconds)))
-        if self.drop_every_seconds is not None:
-            timers.append(asyncio.ensure_future(self._drop_after(connection, self.drop_every_seconds)))
-        await session.start()
+            expiry = asyncio.ensure_future(self._expire(engine, connection, self.session_max_seconds))
+        await engine.start()
         try:
             async for message in connection:
-                await self._receive(record, session, message)
-                if connection.transport.is_closing():  # cut: nothing more is read on this connection
+                event = parse_json(message)
+                if event is None:
+                    await engine.error("invalid_json", "The message is not a JSON object.")
+                    continue
+                await self.receive(connection, engine, event)
+                if connection.transport.is_closing():  # aborted: nothing more is read on this connection
                     break
         except Exception:  # a broken client must not take the server down
             log.debug("connection ended", exc_info=True)
         finally:
             self._live.discard(connection)
-            for timer in timers:
-                timer.cancel()
-            await session.close()
+            if expiry is not None:
+                expiry.cancel()
+            self.closed(connection)
+            await engine.close()
 
-    async def _receive(self, record: ConnectionRecord, session: EngineConnection, message: str | bytes) -> None:
-        event = parse_json(message)
-        if event is None:
-            await session.error("invalid_json", "The message is not a JSON object.")
-            return
-        if self.record:
-            record.received.append(event)
-            record.received_at.append(time.time())
-            if event.get("type") == "input_audio_buffer.append":
-                with contextlib.suppress(ValueError):
-                    record.audio.append(decode_pcm16(event.get("audio", "")))
-        if self.cut is not None and self.cut.matches(event, sent=False):
-            self._cut_now(record.connection, self.cut)
-            return
-        await session.handle(event)
+    # ---- extension points: the product needs none of them; tests/support/service.py overrides them -------------
+
+    def refuse(self, connection: ServerConnection, request: Request) -> Response | None:
+        """An HTTP answer instead of the handshake (None: go on with the usual checks)."""
+        return None
+
+    def opened(self, connection: ServerConnection, dialect: Dialect, engine: EngineConnection) -> None:
+        """A connection was accepted; `engine` is its service session."""
+
+    def closed(self, connection: ServerConnection) -> None:
+        """A connection ended (whoever ended it)."""
+
+    async def send(self, connection: ServerConnection, event: Event) -> None:
+        """Send one server event, as it goes out on the wire; a client that has gone is not an error here."""
+        with contextlib.suppress(Exception):
+            await connection.send(json.dumps(event, ensure_ascii=False))
+
+    async def receive(self, connection: ServerConnection, engine: EngineConnection, event: Event) -> None:
+        """Hand one client event (a parsed JSON object) to the connection's engine."""
+        await engine.handle(event)
 
     @staticmethod
-    async def _expire(session: EngineConnection, connection: ServerConnection, seconds: float) -> None:
+    async def _expire(engine: EngineConnection, connection: ServerConnection, seconds: float) -> None:
         await asyncio.sleep(seconds)
         reason = cap_reason(seconds)
-        await session.error("session_expired", reason)
+        await engine.error("session_expired", reason)
         with contextlib.suppress(Exception):
             await connection.close(code=1001, reason=reason)
-
-    def cut_at(self, point: CutPoint) -> CutPoint:
-        """Cut the connection that next gets to `point` (once); returns it, to wait on `reached`."""
-        self.cut = point
-        return point
-
-    @staticmethod
-    def _cut_now(connection: ServerConnection | None, point: CutPoint) -> None:
-        point.reached.set()
-        if connection is not None:
-            connection.transport.abort()
-
-    @staticmethod
-    async def _drop_after(connection: ServerConnection, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-        connection.transport.abort()  # like a network drop: no close frame, the client sees 1006
-
-    async def drop_all(self, code: int = 1011) -> None:
-        """Close every live connection as a failing service would (tests of reconnect)."""
-        for connection in list(self._live):
-            with contextlib.suppress(Exception):
-                await connection.close(code=code, reason="server restart")
-
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-        """Wait until `predicate()` is truthy (tests); returns its value."""
-        async with asyncio.timeout(timeout):
-            while not (value := predicate()):
-                await asyncio.sleep(0.01)
-        return value

@@ -1,4 +1,4 @@
-"""Offline speech I/O: Japanese TTS (pyopenjtalk) and server-VAD-like turn detection (Silero).
+"""Offline speech I/O: Japanese TTS (pyopenjtalk) and server-VAD-like speech detection (Silero).
 
 Audio is mono int16 PCM at 24 kHz (Realtime `pcm16`). Voice, dictionary and VAD model ship in the wheels.
 """
@@ -67,7 +67,7 @@ def synthesize_sentences(text: str) -> Iterator[np.ndarray]:
     yield from (pcm for pcm in map(synthesize, split_sentences(text)) if pcm.size)
 
 
-# --- turn detection ----------------------------------------------------------------------------
+# --- speech detection (VAD) --------------------------------------------------------------------
 
 
 class VadEvent(NamedTuple):
@@ -134,7 +134,7 @@ class _Detector:
         return events
 
 
-class TurnDetector(_Detector):
+class SileroSpeechDetector(_Detector):
     """Silero VAD on 24 kHz int16 chunks of any length; emits speech_started/speech_stopped."""
 
     frame, rate = 512, 16_000  # Silero's fixed 32 ms window
@@ -184,8 +184,8 @@ class TurnDetector(_Detector):
         return prob >= self.threshold, prob < self._neg_threshold
 
 
-class EnergyTurnDetector(_Detector):
-    """Deterministic RMS gate with the TurnDetector interface (for tests and tone signals)."""
+class EnergySpeechDetector(_Detector):
+    """Deterministic RMS gate with the SileroSpeechDetector's behaviour (for tests and tone signals)."""
 
     frame, rate = 480, SAMPLE_RATE  # 20 ms
 

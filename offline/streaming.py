@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from audio import SAMPLE_RATE, encode_pcm16, pcm_ms
-from offline.usage import Tokens, UsageMeter, header_of, output_tokens, usage_of
+from offline.usage import TokenBiller, Tokens, header_of, output_tokens, usage_of
 from offline.wire import AUDIO_PART, TEXT_PART, Dialect, Event, output_modalities
 
 TEXT_CHARS_PER_SECOND = 100  # how fast text is "generated" at speed 1
@@ -85,7 +85,7 @@ class ResponseHost(Protocol):
     speed: float
     echo_metadata: bool
     created_delay: float
-    usage: UsageMeter
+    biller: TokenBiller
     emit: Callable[[Event], Awaitable[None]]
     add_item: Callable[[Event], Awaitable[None]]
 
@@ -107,7 +107,7 @@ async def stream_response(host: ResponseHost, options: Event) -> None:
         response["metadata"] = options.get("metadata")
     context = host.context(options)
     truncation = host.config.get("truncation") if host.dialect == "ga" else None
-    billed = host.usage.bill_input(header_of(context.instructions, context.tools), host.items, host.audio_ms,
+    billed = host.biller.bill_input(header_of(context.instructions, context.tools), host.items, host.audio_ms,
                                    truncation)
     produced = Tokens()
     if host.created_delay:  # the response is active (a second create is refused) but not yet announced

@@ -50,8 +50,11 @@ def output_tokens(text: str, audio_ms: int) -> Tokens:
 
 
 @dataclass
-class UsageMeter:
-    """Bills the responses of one connection; `context_token_limit` is the model's input window."""
+class TokenBiller:
+    """The service's bill for the input of each response on one connection (cached prefix, truncation).
+
+    `context_token_limit` is the model's input window.
+    """
 
     context_token_limit: int = 32_000
     dropped: set[str] = field(default_factory=set)  # item ids truncated out of the model's context

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-Dialect = Literal["preview", "ga"]
+# Which of the service's two dialects: the configuration's name for it (settings holds no protocol tables, so
+# sharing it keeps one meaning for `Dialect` without the server learning the client's event names).
+from settings import Dialect
+
 Event = dict[str, Any]
 
 # Server events whose preview name differs from the GA one (GA → preview), as documented.

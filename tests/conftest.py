@@ -19,10 +19,12 @@ os.environ.setdefault("SEARCH_LATENCY_SECONDS", "0")
 # Each test run builds its own knowledge-base file instead of sharing the user's default one.
 os.environ.setdefault("SEARCH_DB_PATH", os.path.join(tempfile.mkdtemp(prefix="kb-test-"), "knowledge.sqlite3"))
 
+from support.service import InstrumentedServer
+
 from audio import SAMPLE_RATE
 from offline.engine import Call, ResponseContext, Say
 from offline.server import RealtimeServer
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 from settings import RealtimeSettings
 
 API_KEY = "test-key-not-a-secret"
@@ -89,8 +91,8 @@ async def server(assistant: ScriptedAssistant):
     async def transcribe(pcm: np.ndarray) -> str | None:
         return srv.next_transcript  # type: ignore[attr-defined]
 
-    srv = RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
-                         transcriber=transcribe, api_key=API_KEY, speed=8.0, record=True)
+    srv = InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0),
+                             transcriber=transcribe, api_key=API_KEY, speed=8.0)
     srv.next_transcript = "こんにちは"  # type: ignore[attr-defined]
     await srv.start()
     yield srv

@@ -6,10 +6,10 @@ import logging
 import warnings
 
 import pytest
-from apphost import running_app
 from conftest import ScriptedAssistant, call
 from gradio_client import Client
-from openmeteo_server import serve_open_meteo
+from support.apphost import running_app
+from support.openmeteo_server import serve_open_meteo
 
 from offline.engine import Say
 
@@ -70,7 +70,7 @@ def test_simultaneous_chats_on_one_client_each_get_their_own_answer(app):
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "あ" * 2001])
-def test_bad_messages_get_a_clear_error_and_the_session_goes_on(app, bad, caplog, capfd):
+def test_bad_messages_get_a_clear_error_and_the_conversation_goes_on(app, bad, caplog, capfd):
     caplog.set_level(logging.INFO)
     client = Client(app.url, verbose=False)
     with pytest.raises(Exception) as caught:

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 from conftest import eventually
-from whisper_model import plain, whisper_base_dir
+from support.service import InstrumentedServer
+from support.whisper_model import plain, whisper_base_dir
 
 from conversation.conversation import Conversation
 from offline.asr import SpeechRecognition, _LogProgress, locate_model
@@ -133,20 +134,19 @@ def test_offline_settings_come_from_the_environment():
 
 async def test_two_utterances_are_transcribed_in_order_while_audio_keeps_flowing(recognition):
     """Through the engine and the app's conversation: real VAD, real recognition, events in order."""
-    server = build_offline_server(speed=8.0, recognition=recognition)
-    server.record = True
+    server = build_offline_server(speed=8.0, recognition=recognition, server_class=InstrumentedServer)
     await server.start()
     settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                 base_url=f"{server.url}/v1")
-    session = Conversation(settings)
-    session.start()
+    conversation = Conversation(settings)
+    conversation.start()
     try:
-        assert await session.wait_connected(10)
+        assert await conversation.wait_connected(10)
         first, second = await asyncio.gather(asyncio.to_thread(synthesize, "こんにちは"),
                                              asyncio.to_thread(synthesize, "ありがとう"))
         audio = np.concatenate([SILENCE, first, SILENCE, second, SILENCE, SILENCE])
         for start in range(0, audio.size, 2400):  # 100 ms chunks, as fast as the socket takes them
-            await session.append_audio(audio[start : start + 2400])
+            await conversation.append_audio(audio[start : start + 2400])
         record = server.connections[-1]
         done = await eventually(lambda: len(c := record.sent_of_type(
             "conversation.item.input_audio_transcription.completed")) == 2 and c, 30)
@@ -154,12 +154,12 @@ async def test_two_utterances_are_transcribed_in_order_while_audio_keeps_flowing
         committed = [e["item_id"] for e in record.sent_of_type("input_audio_buffer.committed")]
         assert [e["item_id"] for e in done] == committed
         def heard() -> list[str]:  # the client reads the socket after the server wrote it: wait for both
-            users = [m["content"] for m in chatbot_messages(session.transcript.messages()) if m["role"] == "user"]
+            users = [m["content"] for m in chatbot_messages(conversation.transcript.messages()) if m["role"] == "user"]
             return users if len(users) == 2 and "🎤 …" not in users else []
 
         assert [plain(u) for u in await eventually(heard, 10)] == ["こんにちは", "ありがとう"]
     finally:
-        await session.close()
+        await conversation.close()
         await server.stop()
 
 

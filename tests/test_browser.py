@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from browser import (
+from conftest import call
+from support.browser import (
     SAMPLE_RATE,
     browser_test_marks,
     chat_messages,
@@ -30,16 +31,15 @@ from browser import (
     wait_until,
     write_wav,
 )
-from conftest import call
-from page_checks import chat_bubbles
+from support.page_checks import chat_bubbles
 
 from audio import rms
 from offline.engine import Say
 
 if TYPE_CHECKING:
-    from browser_app import BrowserApp
+    from support.browser_app import BrowserApp
 
-pytest_plugins = ["browser_app"]  # the app, the weather stand-in and Chromium (fixtures shared with other modules)
+pytest_plugins = ["support.browser_app"]  # the app, the weather stand-in and Chromium (shared fixtures)
 
 pytestmark = browser_test_marks()
 
@@ -94,9 +94,9 @@ def test_voice_turn_is_heard_answered_and_ends_on_stop(app, launch, tmp_path):
     said, answer = (UNTRANSCRIBED, voice_not_transcribed_reply()) if app.offline else ("こんにちは", SHORT_ANSWER)
     since = len(app.server.connections)
     page, hashes = open_page(launch(wav), app.url)
-    session = app.conversation_of(hashes.current)
+    conversation = app.conversation_of(hashes.current)
     start_recording(page)
-    assert wait_until(page, lambda: session.voice_attached, 5, "the voice handler joined the session")
+    assert wait_until(page, lambda: conversation.voice_attached, 5, "the voice handler joined the conversation")
 
     # The realtime side gets the microphone as 24 kHz PCM16, in real time, and its VAD finds the turn.
     record = wait_until(page, lambda: voice_connection(app, since), 10, "audio reached the realtime server")
@@ -122,12 +122,12 @@ def test_voice_turn_is_heard_answered_and_ends_on_stop(app, launch, tmp_path):
     screenshot(page, f"{app.mode}-voice-answered")
 
     # Stopping the recording ends the voice session on the server promptly.
-    assert session.voice_attached
+    assert conversation.voice_attached
     stopped_at = time.monotonic()
     stop_recording(page)
-    wait_until(page, lambda: not session.voice_attached, 2.0, "voice_attached false after 停止")
+    wait_until(page, lambda: not conversation.voice_attached, 2.0, "voice_attached false after 停止")
     assert time.monotonic() - stopped_at < 2.5
-    assert not session.closed, "stopping the microphone must not end the conversation"
+    assert not conversation.closed, "stopping the microphone must not end the conversation"
 
 
 def test_typed_messages_run_tools_and_the_table_ticks(app, launch):
@@ -216,7 +216,7 @@ def test_speech_during_the_answer_interrupts_it(app, launch, tmp_path):
     answer = voice_not_transcribed_reply() if app.offline else LONG_ANSWER
     since = len(app.server.connections)
     page, hashes = open_page(launch(wav), app.url)
-    session = app.conversation_of(hashes.current)
+    conversation = app.conversation_of(hashes.current)
     start_recording(page)
 
     # The answer to the first utterance starts playing in the page ...
@@ -239,19 +239,19 @@ def test_speech_during_the_answer_interrupts_it(app, launch, tmp_path):
     else:
         full_ms = 60 * len(answer)  # ToneVoice
     assert 0 < truncate["audio_end_ms"] < full_ms, f"cut at {truncate['audio_end_ms']} of {full_ms} ms"
-    assert session.interruptions >= 2  # the first utterance and the barge-in
+    assert conversation.interruptions >= 2  # the first utterance and the barge-in
     assert len(record.sent_of_type("input_audio_buffer.speech_started")) >= 2
     screenshot(page, f"{app.mode}-barge-in")
 
 
-def test_reload_ends_the_old_session_and_starts_a_clean_one(app, launch, tmp_path):
+def test_reload_ends_the_old_conversation_and_starts_a_clean_one(app, launch, tmp_path):
     wav = write_wav(tmp_path / "quiet.wav", np.zeros(SAMPLE_RATE * 3, dtype=np.int16))
     since = len(app.server.connections)
     page, hashes = open_page(launch(wav), app.url)
     old_hash = hashes.current
     old = app.conversation_of(old_hash)
     start_recording(page)
-    wait_until(page, lambda: old.voice_attached, 5, "the voice handler joined the session")
+    wait_until(page, lambda: old.voice_attached, 5, "the voice handler joined the conversation")
     send_text(page, "こんにちは")
     wait_for_chat(page, lambda m: len(m) >= 2 and m[-1][0] == "assistant" and m[-1][1], 15, "a first answer")
     old_connections = app.new_connections(since)

@@ -7,13 +7,21 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from browser import browser_test_marks, open_page, readme_screenshot, screenshot, send_text, tool_table, wait_until
 from conftest import call
+from support.browser import (
+    browser_test_marks,
+    open_page,
+    readme_screenshot,
+    screenshot,
+    send_text,
+    tool_table,
+    wait_until,
+)
 
 if TYPE_CHECKING:
-    from browser_app import BrowserApp
+    from support.browser_app import BrowserApp
 
-pytest_plugins = ["browser_app"]
+pytest_plugins = ["support.browser_app"]
 
 pytestmark = browser_test_marks()
 
@@ -23,7 +31,7 @@ SEARCH_SECONDS = 30
 @pytest.fixture(scope="module")
 def weather():
     """The shared stand-in, with a search slow enough to be cancelled by hand."""
-    from openmeteo_server import serve_open_meteo
+    from support.openmeteo_server import serve_open_meteo
 
     with serve_open_meteo() as om, pytest.MonkeyPatch.context() as env:
         env.setenv("OPEN_METEO_FORECAST_URL", om.forecast_url)

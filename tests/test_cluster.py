@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 import pytest
-from clusterhost import RECALL, alive, start_cluster, start_realtime_server
 from gradio_client import Client
-from webrtc_client import VoiceClient
+from support.clusterhost import RECALL, alive, start_cluster, start_realtime_server
+from support.webrtc_client import VoiceClient
 
 from audio import SAMPLE_RATE, rms
 from deploy.balancer import sticky_sessions

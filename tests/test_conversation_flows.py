@@ -10,21 +10,21 @@ from dataclasses import replace
 
 import pytest
 from conftest import API_KEY, ToneVoice, eventually, settings_for
+from support.service import InstrumentedServer
 
 from conversation.conversation import Conversation
-from offline.server import RealtimeServer
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 from web.chat import chatbot_messages
 
 FLAVOURS = ["azure-ga", "azure-preview"]
 
 
-def wire_server(assistant, **options) -> RealtimeServer:
-    return RealtimeServer(lambda: assistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
-                          api_key=API_KEY, speed=8.0, record=True, **options)
+def wire_server(assistant, **options) -> InstrumentedServer:
+    return InstrumentedServer(lambda: assistant, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0),
+                              api_key=API_KEY, speed=8.0, **options)
 
 
-async def connected(server: RealtimeServer, flavour: str) -> Conversation:
+async def connected(server: InstrumentedServer, flavour: str) -> Conversation:
     conversation = Conversation(settings_for(server, flavour))
     conversation.start()
     assert await conversation.wait_connected(5), conversation.notice

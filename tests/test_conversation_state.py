@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conversation.tool_runner import CallStatus, ToolCall
-from conversation.transcript import Item, Transcript, is_hallucination
+from conversation.transcript import Item, Transcript
+from speech_text import is_hallucination
 from web.api import tool_rows, validate_message
 from web.chat import chatbot_messages
 

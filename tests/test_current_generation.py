@@ -9,16 +9,16 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from apphost import running_app
 from conftest import API_KEY, ScriptedAssistant, ToneVoice, call, eventually, settings_for
 from gradio_client import Client
-from openmeteo_server import serve_open_meteo
+from support.apphost import running_app
+from support.openmeteo_server import serve_open_meteo
+from support.service import InstrumentedServer
 
 from audio import SAMPLE_RATE
 from conversation.conversation import Conversation
 from offline.engine import Say
-from offline.server import RealtimeServer
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 from settings import IDLE_CHECK_IN, VoiceSettings, load_settings
 from tools import Toolbox, ToolRegistry
 from web.chat import chatbot_messages
@@ -59,8 +59,8 @@ async def preamble_server():
     assistant = ScriptedAssistant({r"天気": lambda m: [Say("調べますね。", phase="commentary"),
                                                      call("lookup", topic="天気")]})
     assistant.result_phase = "final_answer"
-    server = RealtimeServer(lambda: assistant, PitchVoice, lambda: EnergyTurnDetector(threshold=500.0),
-                            api_key=API_KEY, speed=8.0, record=True)
+    server = InstrumentedServer(lambda: assistant, PitchVoice, lambda: EnergySpeechDetector(threshold=500.0),
+                                api_key=API_KEY, speed=8.0)
     await server.start()
     yield server
     await server.stop()

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from apphost import free_port, running_app, scripted_server
 from conftest import ScriptedAssistant, call, settings_for
 from gradio_client import Client
+from support.apphost import free_port, running_app, scripted_server
 
 from offline.engine import Say
 from offline.runtime import serve_in_thread

@@ -8,17 +8,17 @@ import asyncio
 import time
 
 import pytest
-from apphost import running_app
 from conftest import API_KEY, ToneVoice, settings_for
 from gradio_client import Client
+from support.apphost import running_app
+from support.service import CutPoint, InstrumentedServer
 
 from benchmarks.soak_cuts import CUT_POSITIONS
 from benchmarks.soak_flaps import HistoryAssistant, app_behind_flaps, chat_messages
 from conversation.conversation import Conversation
 from conversation.gate import GiveUp, ResponseGate
 from offline.engine import Say
-from offline.server import CutPoint, RealtimeServer
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 from web.chat import chatbot_messages
 
 LONG = "これは途中で切れるかもしれない長めの答えです。" * 4  # ~90 characters: a dozen text deltas
@@ -35,8 +35,8 @@ def expected(question: str) -> str:
 
 @pytest.fixture
 async def served():
-    server = RealtimeServer(long_answers, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0), api_key=API_KEY,
-                            speed=8.0, record=True)
+    server = InstrumentedServer(long_answers, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0), api_key=API_KEY,
+                                speed=8.0)
     await server.start()
     yield server
     await server.stop()

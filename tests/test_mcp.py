@@ -1,5 +1,5 @@
 """Tools from real MCP servers through the app: mcp-server-time from PyPI, and a slow server of our own
-(tests/mcp_slow_server.py) over stdio and over streamable HTTP, plus one configured server that cannot start."""
+(tests/support/mcp_slow_server.py) over stdio and over streamable HTTP, plus one configured server that cannot start."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from apphost import free_port, running_app
 from conftest import ScriptedAssistant, call
 from gradio_client import Client
+from support.apphost import free_port, running_app
 
 from mcp_tools import app_toolbox
 from settings import Settings
 
-SERVER = Path(__file__).with_name("mcp_slow_server.py")
+SERVER = Path(__file__).parent / "support" / "mcp_slow_server.py"
 TOKEN = "header-secret-for-the-test-only"
 SLOW = {"stdio": "slow_slow_count", "http": "slowhttp_slow_count"}
 

@@ -8,11 +8,12 @@ import json
 
 import numpy as np
 import pytest
-from apphost import open_voice, running_app
 from conftest import eventually
 from gradio_client import Client
-from openmeteo_server import serve_open_meteo
-from whisper_model import plain, whisper_base_dir
+from support.apphost import open_voice, running_app
+from support.openmeteo_server import serve_open_meteo
+from support.service import InstrumentedServer
+from support.whisper_model import plain, whisper_base_dir
 
 from audio import rms
 from conversation.tool_runner import CallStatus
@@ -28,8 +29,7 @@ from web.labels import notice_label
 
 @pytest.fixture(scope="module")
 def offline_app():
-    engine = build_offline_server()
-    engine.record = True  # the tests read what the app sent
+    engine = build_offline_server(server_class=InstrumentedServer)
     url = serve_in_thread(engine)
     settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                 base_url=f"{url}/v1")
@@ -45,8 +45,7 @@ def offline_app():
 def listening_app():
     """The offline app with speech recognition, as `python app.py` runs it with a model at hand."""
     recognition = SpeechRecognition(str(whisper_base_dir()))
-    engine = build_offline_server(recognition=recognition)
-    engine.record = True
+    engine = build_offline_server(recognition=recognition, server_class=InstrumentedServer)
     settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                 base_url=f"{serve_in_thread(engine)}/v1")
     with serve_open_meteo() as weather, pytest.MonkeyPatch.context() as env:
@@ -64,20 +63,21 @@ async def say(voice, text: str) -> None:
     voice.microphone.play(np.concatenate([np.zeros(6000, np.int16), speech]))
 
 
-def said_by(session, role: str) -> list[str]:
-    return [m["content"] for m in chatbot_messages(session.transcript.messages()) if m["role"] == role and m["content"]]
+def said_by(conversation, role: str) -> list[str]:
+    shown = chatbot_messages(conversation.transcript.messages())
+    return [m["content"] for m in shown if m["role"] == role and m["content"]]
 
 
 async def test_a_spoken_weather_question_is_heard_and_answered_aloud(listening_app):
     app = listening_app
-    voice, session = await open_voice(app)
+    voice, conversation = await open_voice(app)
     try:
         await say(voice, "東京の天気は？")
-        await eventually(lambda: session.tools.calls, 20)
-        [call] = session.tools.calls.values()
+        await eventually(lambda: conversation.tools.calls, 20)
+        [call] = conversation.tools.calls.values()
         assert call.name == "get_weather" and json.loads(call.arguments) == {"location": "東京", "day": "today"}
-        assert [plain(t) for t in said_by(session, "user")] == ["東京の天気は"]
-        answer = await eventually(lambda: [t for t in said_by(session, "assistant") if "度" in t], 20)
+        assert [plain(t) for t in said_by(conversation, "user")] == ["東京の天気は"]
+        answer = await eventually(lambda: [t for t in said_by(conversation, "assistant") if "度" in t], 20)
         assert "東京" in answer[0]
         loop = asyncio.get_running_loop()
         await eventually(lambda: rms(voice.received_audio(since=loop.time() - 0.3)) > 300, 10)  # heard, too
@@ -87,45 +87,45 @@ async def test_a_spoken_weather_question_is_heard_and_answered_aloud(listening_a
 
 async def test_a_spoken_search_runs_in_the_background_while_the_conversation_goes_on(listening_app):
     app = listening_app
-    voice, session = await open_voice(app)
+    voice, conversation = await open_voice(app)
     try:
         await say(voice, "AIについて調べて")
-        await eventually(lambda: any("検索を開始しました" in t for t in said_by(session, "assistant")), 20)
-        [search] = session.tools.calls.values()
+        await eventually(lambda: any("検索を開始しました" in t for t in said_by(conversation, "assistant")), 20)
+        [search] = conversation.tools.calls.values()
         assert search.name == "search_database" and json.loads(search.arguments) == {"query": "AI"}
         await say(voice, "ありがとう")
         try:
-            await eventually(lambda: any("どういたしまして" in t for t in said_by(session, "assistant")), 20)
+            await eventually(lambda: any("どういたしまして" in t for t in said_by(conversation, "assistant")), 20)
         except TimeoutError:
-            raise AssertionError(chatbot_messages(session.transcript.messages())) from None
+            raise AssertionError(chatbot_messages(conversation.transcript.messages())) from None
         await eventually(lambda: search.status == CallStatus.DONE, 20)
         title = json.loads(search.output)["result"]["hits"][0]["title"]
-        await eventually(lambda: any(title in t for t in said_by(session, "assistant")), 20)
-        told = said_by(session, "assistant")
+        await eventually(lambda: any(title in t for t in said_by(conversation, "assistant")), 20)
+        told = said_by(conversation, "assistant")
         thanked = next(i for i, t in enumerate(told) if "どういたしまして" in t)
         assert thanked < next(i for i, t in enumerate(told) if title in t)  # answered before the result came
-        assert [plain(t) for t in said_by(session, "user")] == ["AIについて調べて", "ありがとう"]
+        assert [plain(t) for t in said_by(conversation, "user")] == ["AIについて調べて", "ありがとう"]
     finally:
         await voice.close()
 
 
 async def test_without_a_model_the_page_says_why_and_text_still_works(tmp_path):
     recognition = SpeechRecognition(str(tmp_path / "whisper-small"))  # a folder that is not there
-    engine = build_offline_server(recognition=recognition)
-    engine.record = True
+    engine = build_offline_server(recognition=recognition, server_class=InstrumentedServer)
     settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                 base_url=f"{serve_in_thread(engine)}/v1")
     with running_app(settings=settings) as app:
-        voice, session = await open_voice(app)
+        voice, conversation = await open_voice(app)
         try:
             await say(voice, "東京の天気は？")
-            await eventually(lambda: "見つかりません" in notice_label(session.snapshot().notice), 20)
-            assert "whisper-small" in notice_label(session.snapshot().notice)
-            reply = await eventually(lambda: [t for t in said_by(session, "assistant") if "テキストで入力" in t], 20)
+            await eventually(lambda: "見つかりません" in notice_label(conversation.snapshot().notice), 20)
+            assert "whisper-small" in notice_label(conversation.snapshot().notice)
+            reply = await eventually(lambda: [t for t in said_by(conversation, "assistant") if "テキストで入力" in t],
+                                     20)
             assert "音声認識" in reply[0] and "見つかりません" in reply[0]
-            turn = await session.send_text("こんにちは")
+            turn = await conversation.send_text("こんにちは")
             await eventually(turn.done.is_set, 20)
-            assert "こんにちは" in session.turn_text(turn)
+            assert "こんにちは" in conversation.turn_text(turn)
         finally:
             await voice.close()
             recognition.close()
@@ -139,17 +139,17 @@ def test_no_credentials_means_offline():
 
 async def test_typed_search_runs_the_tool_and_speaks_a_real_hit(offline_app):
     app, engine, _weather = offline_app
-    voice, session = await open_voice(app)
+    voice, conversation = await open_voice(app)
     try:
-        turn = await session.send_text("AIについて調べて")
+        turn = await conversation.send_text("AIについて調べて")
         await eventually(turn.done.is_set, 30)
-        calls = list(session.tools.calls.values())
-        assert len(calls) == 1, chatbot_messages(session.transcript.messages())
+        calls = list(conversation.tools.calls.values())
+        assert len(calls) == 1, chatbot_messages(conversation.transcript.messages())
         search = calls[0]
         assert search.name == "search_database" and json.loads(search.arguments) == {"query": "AI"}
         assert search.status == CallStatus.DONE
         result = json.loads(search.output)["result"]
-        told = session.turn_text(turn)
+        told = conversation.turn_text(turn)
         assert "検索を開始しました" in told
         assert result["hits"][0]["title"] in told  # the spoken summary names a real article
         record = next(c for c in engine.connections if c.of_type("conversation.item.create"))
@@ -179,7 +179,7 @@ def test_unknown_request_gets_an_honest_reply(offline_app):
 
 async def test_voice_turn_is_detected_and_honestly_not_transcribed(offline_app):
     app, engine, _ = offline_app
-    voice, session = await open_voice(app)
+    voice, conversation = await open_voice(app)
     try:
         speech = await asyncio.to_thread(synthesize, "東京の天気を教えてください")
         voice.microphone.play(np.concatenate([np.zeros(12000, np.int16), speech]))
@@ -187,9 +187,8 @@ async def test_voice_turn_is_detected_and_honestly_not_transcribed(offline_app):
                                                 if c.sent_of_type("input_audio_buffer.speech_stopped")), None), 15)
         assert record.sent_of_type("input_audio_buffer.speech_started")
         await eventually(lambda: record.sent_of_type("conversation.item.input_audio_transcription.failed"), 5)
-        await eventually(lambda: any("音声認識" in m["content"] for m in chatbot_messages(session.transcript.messages())
-                                     if m["role"] == "assistant"), 15)
-        user_turns = [m["content"] for m in chatbot_messages(session.transcript.messages()) if m["role"] == "user"]
+        await eventually(lambda: any("音声認識" in said for said in said_by(conversation, "assistant")), 15)
+        user_turns = said_by(conversation, "user")
         assert user_turns == ["（音声を文字にできませんでした）"]  # no made-up transcript
     finally:
         await voice.close()
@@ -197,14 +196,14 @@ async def test_voice_turn_is_detected_and_honestly_not_transcribed(offline_app):
 
 async def test_barge_in_stops_a_spoken_answer(offline_app):
     app, engine, _ = offline_app
-    voice, session = await open_voice(app)
+    voice, conversation = await open_voice(app)
     try:
-        await session.send_text("何ができますか")  # a long spoken help text
+        await conversation.send_text("何ができますか")  # a long spoken help text
         loop = asyncio.get_running_loop()
         await eventually(lambda: rms(voice.received_audio(since=loop.time() - 0.3)) > 300, 15)
         speech = await asyncio.to_thread(synthesize, "ちょっと待って")
         voice.microphone.play(speech)
-        await eventually(lambda: session.interruptions > 0, 10)
+        await eventually(lambda: conversation.interruptions > 0, 10)
         interrupted_at = loop.time()
         await asyncio.sleep(0.6)
         assert rms(voice.received_audio(since=interrupted_at + 0.15, until=interrupted_at + 0.6)) < 50

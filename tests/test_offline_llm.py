@@ -8,10 +8,11 @@ import os
 from typing import Any
 
 import pytest
-from chat_server import ChatServer, Reply
 from conftest import eventually
 from openai import AsyncOpenAI
-from openmeteo_server import serve_open_meteo
+from support.chat_server import ChatServer, Reply
+from support.openmeteo_server import serve_open_meteo
+from support.service import InstrumentedServer
 
 from conversation.conversation import Conversation
 from conversation.tool_runner import CallStatus
@@ -20,7 +21,6 @@ from offline.assistant import OfflineAssistant
 from offline.engine import Call, ResponseContext, Say
 from offline.llm import LanguageModelAssistant
 from offline.runtime import build_offline_server
-from offline.server import RealtimeServer
 from offline.speech import synthesize
 from settings import OfflineSettings, RealtimeSettings, load_settings
 from tools import Toolbox
@@ -49,31 +49,30 @@ def local_services(monkeypatch):
         yield
 
 
-async def engine_with(chat: ChatServer) -> RealtimeServer:
+async def engine_with(chat: ChatServer) -> InstrumentedServer:
     await chat.start()
     language_model = OfflineSettings(llm_base_url=chat.base_url, llm_model="stand-in")
-    server = build_offline_server(speed=16.0, language_model=language_model)
-    server.record = True
+    server = build_offline_server(speed=16.0, language_model=language_model, server_class=InstrumentedServer)
     await server.start()
     return server
 
 
-async def conversation_on(server: RealtimeServer) -> Conversation:
+async def conversation_on(server: InstrumentedServer) -> Conversation:
     tools = Toolbox.from_settings(load_settings(os.environ))  # the local Open-Meteo, a short search
-    session = Conversation(RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
+    conversation = Conversation(RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                             base_url=f"{server.url}/v1"), tools)
-    session.voice_attached = True  # someone listens: answers are spoken
-    session.start()
-    assert await session.wait_connected(10)
-    return session
+    conversation.voice_attached = True  # someone listens: answers are spoken
+    conversation.start()
+    assert await conversation.wait_connected(10)
+    return conversation
 
 
 async def test_streamed_text_is_spoken_sentence_by_sentence():
     chat = ChatServer(lambda body: Reply(text=["こんにちは。", "今日は", "何をお調べしましょうか？"], hold_before=2))
     server = await engine_with(chat)
-    session = await conversation_on(server)
+    conversation = await conversation_on(server)
     try:
-        turn = await session.send_text("こんにちは")
+        turn = await conversation.send_text("こんにちは")
         await eventually(chat.held.is_set, 10)
         record = server.connections[-1]
         # The first sentence is heard while the model is still writing the second.
@@ -81,14 +80,14 @@ async def test_streamed_text_is_spoken_sentence_by_sentence():
         assert chat.held.is_set()
         chat.release.set()
         await eventually(turn.done.is_set, 20)
-        assert session.turn_text(turn) == "こんにちは。今日は何をお調べしましょうか？"
+        assert conversation.turn_text(turn) == "こんにちは。今日は何をお調べしましょうか？"
         body = chat.requests[0]
         assert body["model"] == "stand-in" and body["stream"] is True
         assert body["messages"][0]["role"] == "system" and "get_weather" in body["messages"][0]["content"]
         assert last_message(body) == {"role": "user", "content": "こんにちは"}
         assert {t["function"]["name"] for t in body["tools"]} == BUILT_IN_TOOLS
     finally:
-        await session.close()
+        await conversation.close()
         await server.stop()
         await chat.stop()
 
@@ -104,20 +103,20 @@ def weather_then_words(body: dict[str, Any]) -> Reply:
 async def test_a_streamed_tool_call_runs_in_the_app_and_its_result_is_told():
     chat = ChatServer(weather_then_words)
     server = await engine_with(chat)
-    session = await conversation_on(server)
+    conversation = await conversation_on(server)
     try:
-        turn = await session.send_text("東京の天気は？")
+        turn = await conversation.send_text("東京の天気は？")
         await eventually(turn.done.is_set, 20)
-        [call] = session.tools.calls.values()
+        [call] = conversation.tools.calls.values()
         assert (call.name, json.loads(call.arguments), call.status) == ("get_weather", json.loads(WEATHER),
                                                                         CallStatus.DONE)
         result = json.loads(call.output)["result"]
-        assert session.turn_text(turn) == f"{result['place']}は{result['weather']}です。"
+        assert conversation.turn_text(turn) == f"{result['place']}は{result['weather']}です。"
         second = chat.requests[1]["messages"]
         assert second[-2]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": WEATHER}
         assert second[-1]["role"] == "tool" and second[-1]["tool_call_id"] == second[-2]["tool_calls"][0]["id"]
     finally:
-        await session.close()
+        await conversation.close()
         await server.stop()
         await chat.stop()
 
@@ -138,15 +137,15 @@ async def test_a_long_tool_runs_in_the_background_and_the_conversation_goes_on(m
     monkeypatch.setenv("SEARCH_LATENCY_SECONDS", "3")
     chat = ChatServer(search_in_the_background)
     server = await engine_with(chat)
-    session = await conversation_on(server)
+    conversation = await conversation_on(server)
     try:
-        turn = await session.send_text("AIについて調べて")
-        said = lambda: [m["content"] for m in chatbot_messages(session.transcript.messages())  # noqa: E731
+        turn = await conversation.send_text("AIについて調べて")
+        said = lambda: [m["content"] for m in chatbot_messages(conversation.transcript.messages())  # noqa: E731
                         if m["role"] == "assistant"]
         await eventually(lambda: "検索を開始しました。" in said(), 20)
-        [call] = session.tools.calls.values()
+        [call] = conversation.tools.calls.values()
         assert call.status == CallStatus.RUNNING
-        thanks = await session.send_text("ありがとう")  # the conversation goes on while the search runs
+        thanks = await conversation.send_text("ありがとう")  # the conversation goes on while the search runs
         await eventually(thanks.done.is_set, 20)
         assert said()[-1] == "どういたしまして。" and call.status == CallStatus.RUNNING
         await eventually(turn.done.is_set, 20)
@@ -155,7 +154,7 @@ async def test_a_long_tool_runs_in_the_background_and_the_conversation_goes_on(m
         assert said()[-1] == f"見つかった記事は「{title}」です。"
         assert not server.connections[-1].sent_of_type("error")
     finally:
-        await session.close()
+        await conversation.close()
         await server.stop()
         await chat.stop()
 
@@ -172,18 +171,18 @@ async def test_a_bad_tool_call_gets_an_error_the_model_reads(name, arguments, er
 
     chat = ChatServer(answer)
     server = await engine_with(chat)
-    session = await conversation_on(server)
+    conversation = await conversation_on(server)
     try:
-        turn = await session.send_text("トヨタの株価と東京の天気は？")
+        turn = await conversation.send_text("トヨタの株価と東京の天気は？")
         await eventually(turn.done.is_set, 20)
-        [call] = session.tools.calls.values()
+        [call] = conversation.tools.calls.values()
         assert call.status == CallStatus.FAILED
         told = chat.requests[1]["messages"][-1]
         assert told["role"] == "tool" and error in json.loads(told["content"])["error"]
-        assert session.turn_text(turn) == "すみません、失敗しました。"
+        assert conversation.turn_text(turn) == "すみません、失敗しました。"
         assert not server.connections[-1].sent_of_type("error")
     finally:
-        await session.close()
+        await conversation.close()
         await server.stop()
         await chat.stop()
 
@@ -194,22 +193,22 @@ async def test_a_lost_model_is_said_plainly_and_the_rules_take_over(failure):
     server = await engine_with(chat)
     if failure == "server gone":
         await chat.stop()
-    session = await conversation_on(server)
+    conversation = await conversation_on(server)
     try:
-        turn = await session.send_text("東京の天気は？")
+        turn = await conversation.send_text("東京の天気は？")
         await eventually(turn.done.is_set, 30)
-        text = session.turn_text(turn)
+        text = conversation.turn_text(turn)
         assert replies.model_unreachable_reply() in text
-        [call] = session.tools.calls.values()  # the rules asked for the forecast
+        [call] = conversation.tools.calls.values()  # the rules asked for the forecast
         assert call.name == "get_weather" and call.status == CallStatus.DONE
         assert "東京" in text and "度" in text
         assert not server.connections[-1].sent_of_type("error")
         asked = len(chat.requests)
-        again = await session.send_text("ありがとう")  # the rules keep answering for a while, without retrying
+        again = await conversation.send_text("ありがとう")  # the rules keep answering for a while, without retrying
         await eventually(again.done.is_set, 20)
-        assert "どういたしまして" in session.turn_text(again) and len(chat.requests) == asked
+        assert "どういたしまして" in conversation.turn_text(again) and len(chat.requests) == asked
     finally:
-        await session.close()
+        await conversation.close()
         await server.stop()
         await chat.stop()
 

@@ -91,7 +91,7 @@ async def test_synthesize_from_threads() -> None:
 
 
 def test_turn_detector_on_utterance(utterance: np.ndarray, spoken: np.ndarray) -> None:
-    detector = speech.TurnDetector()
+    detector = speech.SileroSpeechDetector()
     events = detector.feed(utterance)
     assert [e.kind for e in events] == ["speech_started", "speech_stopped"]
     started, stopped = events[0].audio_ms, events[1].audio_ms
@@ -103,7 +103,7 @@ def test_turn_detector_on_utterance(utterance: np.ndarray, spoken: np.ndarray) -
 
 
 def test_turn_detector_chunking_is_irrelevant(utterance: np.ndarray) -> None:
-    detector = speech.TurnDetector()
+    detector = speech.SileroSpeechDetector()
     whole = detector.feed(utterance)
     for sizes in ([1, 7, 333, 4801], [480], [2400, 17]):
         detector.reset()
@@ -111,23 +111,23 @@ def test_turn_detector_chunking_is_irrelevant(utterance: np.ndarray) -> None:
 
 
 def test_turn_detector_accepts_bytes(utterance: np.ndarray) -> None:
-    assert speech.TurnDetector().feed(utterance.tobytes()) == speech.TurnDetector().feed(utterance)
+    assert speech.SileroSpeechDetector().feed(utterance.tobytes()) == speech.SileroSpeechDetector().feed(utterance)
 
 
 def test_turn_detector_ignores_silence_and_noise() -> None:
     rng = np.random.default_rng(0)
-    detector = speech.TurnDetector()
+    detector = speech.SileroSpeechDetector()
     assert detector.feed(np.zeros(RATE * 3, np.int16)) == []
     detector.reset()
     assert detector.feed((rng.standard_normal(RATE * 3) * 150).astype(np.int16)) == []
 
 
 def test_turn_detector_parameters_and_reset(utterance: np.ndarray) -> None:
-    default = speech.TurnDetector().feed(utterance)
-    custom = speech.TurnDetector(silence_duration_ms=300, prefix_padding_ms=0).feed(utterance)
+    default = speech.SileroSpeechDetector().feed(utterance)
+    custom = speech.SileroSpeechDetector(silence_duration_ms=300, prefix_padding_ms=0).feed(utterance)
     assert custom[0].audio_ms == pytest.approx(default[0].audio_ms + 300, abs=40)
     assert custom[1].audio_ms < default[1].audio_ms
-    detector = speech.TurnDetector()
+    detector = speech.SileroSpeechDetector()
     detector.feed(utterance[: RATE * 3 // 2])  # stop in the middle of speech
     detector.reset()
     assert detector.feed(utterance) == default  # time and state start over
@@ -149,19 +149,19 @@ def test_energy_detector_tone_bursts() -> None:
     # two bursts separated by less than the silence duration form one turn
     signal = np.concatenate([_silence(1000), _tone(500), _silence(400), _tone(500), _silence(1000),
                              _tone(300), _silence(800)])
-    events = speech.EnergyTurnDetector().feed(signal)
+    events = speech.EnergySpeechDetector().feed(signal)
     assert events == [
         speech.VadEvent("speech_started", 700),
         speech.VadEvent("speech_stopped", 3100),
         speech.VadEvent("speech_started", 3100),
         speech.VadEvent("speech_stopped", 4400),
     ]
-    detector = speech.EnergyTurnDetector()
+    detector = speech.EnergySpeechDetector()
     assert _feed_in_chunks(detector, signal, [1, 999, 12345]) == events
 
 
 def test_energy_detector_quiet_input() -> None:
-    detector = speech.EnergyTurnDetector()
+    detector = speech.EnergySpeechDetector()
     assert detector.feed(_tone(2000, amplitude=100)) == []
     detector.reset()
     assert detector.feed(_silence(2000)) == []

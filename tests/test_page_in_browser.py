@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from browser import (
+from support.browser import (
     browser_test_marks,
     chat_messages,
     click,
@@ -23,11 +23,11 @@ from browser import (
     wait_for_page_ready,
     wait_until,
 )
-from page_checks import cut_headers, english_on_page, toasts
+from support.page_checks import cut_headers, english_on_page, toasts
 
 from offline.engine import Say
 
-pytest_plugins = ["browser_app"]  # the app, the weather stand-in and Chromium (fixtures shared with other modules)
+pytest_plugins = ["support.browser_app"]  # the app, the weather stand-in and Chromium (shared fixtures)
 
 pytestmark = browser_test_marks()
 

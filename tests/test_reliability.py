@@ -10,8 +10,8 @@ import re
 
 import httpx
 import pytest
-from apphost import running_app
-from browser import browser_unavailable
+from support.apphost import running_app
+from support.browser import browser_unavailable
 
 from benchmarks.soak_cuts import messages_at_each_cut
 from benchmarks.soak_flaps import (

@@ -14,11 +14,11 @@ from openai.types.beta.realtime.session_update_event import Session as PreviewSe
 from openai.types.realtime import RealtimeSessionCreateRequest
 from openai.types.realtime.realtime_audio_config_input import RealtimeAudioConfigInput
 from openai.types.realtime.realtime_audio_input_turn_detection import SemanticVad, ServerVad
+from support.service import InstrumentedServer
 from test_stand_in import sdk_connection, stand_in, until
 
 from audio import SAMPLE_RATE, encode_pcm16
 from conversation.conversation import Conversation
-from offline.server import RealtimeServer
 from settings import IDLE_CHECK_IN, VoiceSettings, load_settings
 
 ALL_SET = {"REALTIME_TURN_DETECTION": "semantic_vad", "REALTIME_VAD_EAGERNESS": "low",
@@ -29,7 +29,7 @@ def voice_from(env: dict[str, str]) -> VoiceSettings:
     return load_settings(env).realtime.voice
 
 
-async def first_session_update(server: RealtimeServer, flavour: str, voice: VoiceSettings) -> dict:
+async def first_session_update(server: InstrumentedServer, flavour: str, voice: VoiceSettings) -> dict:
     conversation = Conversation(replace(settings_for(server, flavour), voice=voice))
     conversation.start()
     try:

@@ -9,8 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from apphost import free_port
 from conftest import eventually, settings_for
+from support.apphost import free_port
 
 from shared_state.replica import SharedState
 from shared_state.voice_slots import VoiceSlots

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from conftest import API_KEY, ScriptedAssistant, ToneVoice
 from openai import AsyncAzureOpenAI, AsyncOpenAI
+from support.service import InstrumentedServer
 from websockets.exceptions import ConnectionClosed
 
 from audio import SAMPLE_RATE, encode_pcm16
-from offline.server import RealtimeServer, cap_reason
-from offline.speech import EnergyTurnDetector
+from offline.server import cap_reason
+from offline.speech import EnergySpeechDetector
 
 DIALECTS = ["ga", "preview"]
 TEXT_EVENTS = {"ga": ("response.output_text.delta", "response.output_text.done", "output_text"),
@@ -40,9 +41,9 @@ class CountingTranscriber:
 
 
 @asynccontextmanager
-async def stand_in(**options: Any) -> AsyncIterator[RealtimeServer]:
-    server = RealtimeServer(ScriptedAssistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
-                            transcriber=CountingTranscriber(), api_key=API_KEY, speed=20.0, **options)
+async def stand_in(**options: Any) -> AsyncIterator[InstrumentedServer]:
+    server = InstrumentedServer(ScriptedAssistant, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0),
+                                transcriber=CountingTranscriber(), api_key=API_KEY, speed=20.0, **options)
     await server.start()
     try:
         yield server
@@ -50,7 +51,7 @@ async def stand_in(**options: Any) -> AsyncIterator[RealtimeServer]:
         await server.stop()
 
 
-def sdk_connection(server: RealtimeServer, dialect: str) -> Any:
+def sdk_connection(server: InstrumentedServer, dialect: str) -> Any:
     """The SDK's own connection manager for a dialect (preview: Azure's deployment URL)."""
     if dialect == "preview":
         client = AsyncAzureOpenAI(azure_endpoint=server.url, api_key=API_KEY, api_version="2025-04-01-preview",
@@ -200,7 +201,7 @@ async def test_drop_cuts_the_connection_without_a_close_frame():
         assert server.open_connections == 0
 
 
-async def test_recording_is_opt_in():
+async def test_the_instrumented_server_records_only_when_asked():  # long soaks keep nothing
     for record in (False, True):
         async with stand_in(record=record) as server, sdk_connection(server, "ga") as connection:
             await connection.send({"type": "input_audio_buffer.append", "audio": encode_pcm16(ToneVoice.tone("x"))})

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from conftest import ToneVoice, call, eventually, settings_for
-from openmeteo_server import serve_open_meteo
+from support.openmeteo_server import serve_open_meteo
 
 from conversation.conversation import Conversation
 from conversation.tool_runner import CallStatus
@@ -33,20 +33,20 @@ def toolbox(weather=None, search_latency: float = 0.0, tools: ToolRegistry = reg
     return Toolbox.from_settings(settings, tools)
 
 
-async def open_session(server, tools: Toolbox | None = None, flavour: str = "azure-ga") -> Conversation:
-    session = Conversation(settings_for(server, flavour), tools=tools or toolbox())
-    session.start()
-    assert await session.wait_connected(5), (session.state, session.notice)
-    return session
+async def open_conversation(server, tools: Toolbox | None = None, flavour: str = "azure-ga") -> Conversation:
+    conversation = Conversation(settings_for(server, flavour), tools=tools or toolbox())
+    conversation.start()
+    assert await conversation.wait_connected(5), (conversation.state, conversation.notice)
+    return conversation
 
 
-def assistant_texts(session: Conversation) -> list[str]:
-    return [m["content"] for m in chatbot_messages(session.transcript.messages()) if m["role"] == "assistant"]
+def assistant_texts(conversation: Conversation) -> list[str]:
+    return [m["content"] for m in chatbot_messages(conversation.transcript.messages()) if m["role"] == "assistant"]
 
 
-def no_error_reached_user(session: Conversation) -> None:
-    notice = notice_label(session.notice)
-    shown = " ".join(m["content"] for m in chatbot_messages(session.transcript.messages())) + notice
+def no_error_reached_user(conversation: Conversation) -> None:
+    notice = notice_label(conversation.notice)
+    shown = " ".join(m["content"] for m in chatbot_messages(conversation.transcript.messages())) + notice
     assert "active response" not in shown and "エラー" not in notice
 
 
@@ -54,44 +54,44 @@ def no_error_reached_user(session: Conversation) -> None:
 async def test_weather_answered_while_search_runs_then_search_told(server, assistant, weather_env, flavour):
     assistant.rules = {r"調べて": lambda m: [call("search_database", query="AI")],
                        r"天気": lambda m: [call("get_weather", location="東京", day="today")]}
-    session = await open_session(server, toolbox(weather_env, search_latency=1.5), flavour=flavour)
+    conversation = await open_conversation(server, toolbox(weather_env, search_latency=1.5), flavour=flavour)
     try:
-        search_turn = await session.send_text("AIについて調べて")
-        await eventually(lambda: any('"started"' in t for t in assistant_texts(session)))
-        weather_turn = await session.send_text("東京の天気は？")
+        search_turn = await conversation.send_text("AIについて調べて")
+        await eventually(lambda: any('"started"' in t for t in assistant_texts(conversation)))
+        weather_turn = await conversation.send_text("東京の天気は？")
         await eventually(weather_turn.done.is_set)
         assert not search_turn.done.is_set(), "the search is still running while the weather is answered"
         await eventually(search_turn.done.is_set, 10)
-        texts = assistant_texts(session)
+        texts = assistant_texts(conversation)
         started, weather, found = (next(i for i, t in enumerate(texts) if key in t)
                                    for key in ('"started"', '"place"', '"hits"'))
         assert started < weather < found
         result = json.loads(texts[found].removeprefix("result:"))
         assert result["status"] == "completed" and result["result"]["hits"][0]["title"]
-        statuses = {c.name: c.status for c in session.tools.calls.values()}
+        statuses = {c.name: c.status for c in conversation.tools.calls.values()}
         assert statuses == {"search_database": CallStatus.DONE, "get_weather": CallStatus.DONE}
-        assert "AI" in session.turn_text(search_turn) and '"hits"' in session.turn_text(search_turn)
-        no_error_reached_user(session)
+        assert "AI" in conversation.turn_text(search_turn) and '"hits"' in conversation.turn_text(search_turn)
+        no_error_reached_user(conversation)
     finally:
-        await session.close()
+        await conversation.close()
 
 
 async def test_two_searches_and_weather_in_flight_together(server, assistant, weather_env):
     assistant.rules = {r"(\S+)を調べて": lambda m: [call("search_database", query=m.group(1))],
                        r"天気": lambda m: [call("get_weather", location="大阪", day="tomorrow")]}
-    session = await open_session(server, toolbox(weather_env, search_latency=1.0))
+    conversation = await open_conversation(server, toolbox(weather_env, search_latency=1.0))
     try:
-        turns = [await session.send_text(t) for t in ("統計を調べて", "音声認識を調べて", "大阪の天気")]
-        await eventually(lambda: len(session.tools.calls) == 3)
-        assert session.tools.running >= 2  # both searches at once
+        turns = [await conversation.send_text(t) for t in ("統計を調べて", "音声認識を調べて", "大阪の天気")]
+        await eventually(lambda: len(conversation.tools.calls) == 3)
+        assert conversation.tools.running >= 2  # both searches at once
         for turn in turns:
             await eventually(turn.done.is_set, 10)
-        assert sorted(c.status for c in session.tools.calls.values()) == [CallStatus.DONE] * 3
-        told = [t for t in assistant_texts(session) if '"hits"' in t]
+        assert sorted(c.status for c in conversation.tools.calls.values()) == [CallStatus.DONE] * 3
+        told = [t for t in assistant_texts(conversation) if '"hits"' in t]
         assert len(told) == 2
-        no_error_reached_user(session)
+        no_error_reached_user(conversation)
     finally:
-        await session.close()
+        await conversation.close()
 
 
 def failing_registry(invocations: list[str]) -> ToolRegistry:
@@ -137,32 +137,32 @@ def failing_registry(invocations: list[str]) -> ToolRegistry:
 async def test_failures_end_the_call_and_the_model_gets_an_output(server, assistant, output, status, error_part):
     invocations: list[str] = []
     assistant.rules = {r"": lambda m: [output]}
-    session = await open_session(server, toolbox(tools=failing_registry(invocations)))
+    conversation = await open_conversation(server, toolbox(tools=failing_registry(invocations)))
     try:
-        turn = await session.send_text("やって")
+        turn = await conversation.send_text("やって")
         await eventually(turn.done.is_set, 5)
-        (only,) = session.tools.calls.values()
+        (only,) = conversation.tools.calls.values()
         assert only.status == status
         sent = json.loads(next(e["item"]["output"] for e in server.connections[0].of_type("conversation.item.create")
                                if e["item"]["type"] == "function_call_output"))
         assert error_part in sent["error"]
-        assert session.turn_text(turn).startswith("result:")  # and the model went on to answer
+        assert conversation.turn_text(turn).startswith("result:")  # and the model went on to answer
         if output.name in ("counts",) and status == CallStatus.FAILED:
             assert invocations == []  # invalid arguments never reach the function
-        no_error_reached_user(session)
+        no_error_reached_user(conversation)
     finally:
-        await session.close()
+        await conversation.close()
 
 
-async def test_closing_the_session_cancels_running_calls(server, assistant):
+async def test_closing_the_conversation_cancels_running_calls(server, assistant):
     assistant.rules = {r"": lambda m: [call("search_database", query="AI")]}
-    session = await open_session(server, toolbox(search_latency=30))
-    await session.send_text("調べて")
-    await eventually(lambda: session.tools.running == 1)
-    await session.close()
-    (search,) = session.tools.calls.values()
+    conversation = await open_conversation(server, toolbox(search_latency=30))
+    await conversation.send_text("調べて")
+    await eventually(lambda: conversation.tools.running == 1)
+    await conversation.close()
+    (search,) = conversation.tools.calls.values()
     assert search.status == CallStatus.CANCELLED
-    assert session.tools.running == 0
+    assert conversation.tools.running == 0
     leftovers = [t for t in asyncio.all_tasks() if t.get_name().startswith(("tool ", "realtime link",
                                                                               "response gate", "session rotation"))]
     assert leftovers == []
@@ -171,33 +171,33 @@ async def test_closing_the_session_cancels_running_calls(server, assistant):
 async def test_call_of_a_cancelled_response_is_not_run(server, assistant):
     invocations: list[str] = []
     assistant.rules = {r"やって": lambda m: [Call("counts", '{"n": 1}', stream_seconds=1.5)]}
-    session = await open_session(server, toolbox(tools=failing_registry(invocations)))
-    session.voice_attached = True
+    conversation = await open_conversation(server, toolbox(tools=failing_registry(invocations)))
+    conversation.voice_attached = True
     try:
-        await session.send_text("やって")
+        await conversation.send_text("やって")
         await eventually(lambda: server.connections[0].sent_of_type("response.function_call_arguments.delta"))
         speech = ToneVoice.tone("あいうえお")
-        await session.append_audio(np.concatenate([speech, np.zeros(24000, np.int16)]))  # barge-in
-        (call_record,) = await eventually(lambda: list(session.tools.calls.values()), 5)
+        await conversation.append_audio(np.concatenate([speech, np.zeros(24000, np.int16)]))  # barge-in
+        (call_record,) = await eventually(lambda: list(conversation.tools.calls.values()), 5)
         assert call_record.status == CallStatus.CANCELLED
         assert invocations == []
         outputs = await eventually(lambda: [e["item"] for e in server.connections[0].of_type("conversation.item.create")
                                             if e["item"]["type"] == "function_call_output"])
         assert json.loads(outputs[0]["output"])["status"] == "cancelled"
-        no_error_reached_user(session)
+        no_error_reached_user(conversation)
     finally:
-        await session.close()
+        await conversation.close()
 
 
 async def test_status_updates_tick_while_a_tool_runs(server, assistant):
     assistant.rules = {r"": lambda m: [call("search_database", query="AI")]}
-    session = await open_session(server, toolbox(search_latency=3))
+    conversation = await open_conversation(server, toolbox(search_latency=3))
     try:
-        await session.send_text("調べて")
-        await eventually(lambda: session.tools.running == 1)
+        await conversation.send_text("調べて")
+        await eventually(lambda: conversation.tools.running == 1)
         elapsed: list[float] = []
         async with asyncio.timeout(4):
-            async for snapshot in session.updates():
+            async for snapshot in conversation.updates():
                 running = [c for c in snapshot.calls if c.status == CallStatus.RUNNING]
                 if running:
                     elapsed.append(running[0].elapsed())
@@ -205,7 +205,7 @@ async def test_status_updates_tick_while_a_tool_runs(server, assistant):
                     break
         assert elapsed[-1] - elapsed[0] >= 1.5
     finally:
-        await session.close()
+        await conversation.close()
 
 
 @pytest.mark.parametrize("flavour", ["azure-ga", "azure-preview"])
@@ -223,13 +223,13 @@ async def test_a_result_ready_while_the_next_response_is_on_its_way_is_still_tol
         return {"found": query}
 
     assistant.rules = {r"調べて": lambda m: [call("quick_search", query="AI")]}
-    session = await open_session(server, toolbox(tools=tools), flavour=flavour)
+    conversation = await open_conversation(server, toolbox(tools=tools), flavour=flavour)
     try:
-        turn = await session.send_text("AIについて調べて")
+        turn = await conversation.send_text("AIについて調べて")
         await eventually(turn.done.is_set, 15)
-        told = session.turn_text(turn)
+        told = conversation.turn_text(turn)
         assert '"started"' in told and '"found": "AI"' in told, told
         assert len(server.connections[-1].of_type("response.create")) == 3
-        no_error_reached_user(session)
+        no_error_reached_user(conversation)
     finally:
-        await session.close()
+        await conversation.close()

@@ -7,9 +7,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from apphost import running_app
 from conftest import ScriptedAssistant, ToneVoice, call, eventually, settings_for
 from gradio_client import Client
+from support.apphost import running_app
+from support.service import InstrumentedServer
 
 from conversation.conversation import Conversation
 from conversation.export import conversation_record
@@ -274,8 +275,8 @@ def test_usage_and_export_through_the_api():
 
 
 def test_offline_mode_reports_tokens_and_timings_with_no_cost():
-    engine = build_offline_server()  # the built-in engine and rule-based assistant, as offline mode runs them
-    engine.record = True
+    # the built-in engine and rule-based assistant, as offline mode runs them (recording what the app sent)
+    engine = build_offline_server(server_class=InstrumentedServer)
     settings = RealtimeSettings(provider="offline", model="offline-assistant", api_key="offline",
                                 base_url=f"{serve_in_thread(engine)}/v1")
     with running_app(settings=settings) as app:

@@ -7,9 +7,9 @@ import json
 import re
 from pathlib import Path
 
-from browser import browser_test_marks, open_page, send_text, wait_until
+from support.browser import browser_test_marks, open_page, send_text, wait_until
 
-pytest_plugins = ["browser_app"]
+pytest_plugins = ["support.browser_app"]
 
 pytestmark = browser_test_marks()
 

@@ -13,16 +13,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from apphost import open_voice, running_app
 from conftest import ScriptedAssistant, eventually
-from webrtc_client import VoiceClient
+from support.apphost import open_voice, running_app
+from support.webrtc_client import VoiceClient
 
 from benchmarks.soak_voice_calls import ENDINGS, soak_voice_calls
 from settings import load_settings
 
 VANISHED_LIMIT_SECONDS = 15.0  # the slot is free this soon after the caller's media stops
 PAGE_CLOSED_LIMIT_SECONDS = 5.0  # ... and this soon after its page closes
-PEER = Path(__file__).resolve().parent / "vanishing_peer.py"
+PEER = Path(__file__).resolve().parent / "support" / "vanishing_peer.py"
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_the_media_timeout_is_a_setting_with_a_default_of_10_seconds():
 
 
 async def test_a_caller_whose_microphone_stops_is_hung_up_and_its_slot_freed(app):
-    client, session = await open_voice(app)
+    client, conversation = await open_voice(app)
     try:
         await asyncio.sleep(1.0)  # a call that keeps sending is left alone
         assert app.registry.voice_calls == 1
@@ -67,7 +67,7 @@ async def test_a_caller_whose_microphone_stops_is_hung_up_and_its_slot_freed(app
         freed = await slot_freed_within(app, VANISHED_LIMIT_SECONDS)
         print(f"slot free {freed:.1f} s after the microphone stopped")
         assert freed >= 8.0, f"hung up {freed:.1f} s after the microphone stopped: too early"
-        assert not session.voice_attached and not session.closed  # the conversation itself goes on
+        assert not conversation.voice_attached and not conversation.closed  # the conversation itself goes on
         await eventually(lambda: client.pc.connectionState == "closed", 5)  # the call itself was ended
     finally:
         await client.close()
@@ -140,7 +140,7 @@ async def test_20_calls_ended_abruptly_leave_no_slot_conversation_service_connec
 async def test_a_call_ends_at_its_time_limit_with_a_japanese_notice(monkeypatch):
     monkeypatch.setenv("VOICE_SESSION_TIME_LIMIT_SECONDS", "2")
     with running_app("azure-ga", ScriptedAssistant()) as app:
-        client, session = await open_voice(app)
+        client, conversation = await open_voice(app)
         try:
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -148,6 +148,6 @@ async def test_a_call_ends_at_its_time_limit_with_a_japanese_notice(monkeypatch)
                                    5)
             assert "上限時間" in end["data"] and 1.5 <= loop.time() - started <= 4
             await eventually(lambda: app.registry.voice_calls == 0 and client.pc.connectionState == "closed", 3)
-            assert not session.closed
+            assert not conversation.closed
         finally:
             await client.close()

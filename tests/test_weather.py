@@ -6,12 +6,12 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from weather_expect import DAILY, TOKYO, expected_day, sent_coordinates
+from support.openmeteo_server import OpenMeteoServer, forecast_payload
+from support.weather_expect import DAILY, TOKYO, expected_day, sent_coordinates
 
 from services.weather import WeatherError, WeatherService, describe_weather_code
-from tests.openmeteo_server import OpenMeteoServer, forecast_payload
 
-pytest_plugins = ["weather_fixtures"]  # the Open-Meteo stand-in and the service (shared by both weather modules)
+pytest_plugins = ["support.weather_fixtures"]  # the Open-Meteo stand-in and the service (shared fixtures)
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(

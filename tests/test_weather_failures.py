@@ -9,12 +9,12 @@ import time
 from typing import Any
 
 import pytest
-from weather_expect import DAILY
+from support.openmeteo_server import OpenMeteoServer
+from support.weather_expect import DAILY
 
 from services.weather import WeatherError, WeatherService, describe_weather_code
-from tests.openmeteo_server import OpenMeteoServer
 
-pytest_plugins = ["weather_fixtures"]  # the Open-Meteo stand-in and the service (shared by both weather modules)
+pytest_plugins = ["support.weather_fixtures"]  # the Open-Meteo stand-in and the service (shared fixtures)
 
 
 @pytest.mark.asyncio

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from apphost import open_voice, running_app
 from conftest import ScriptedAssistant, ToneVoice, eventually
-from webrtc_client import RATE, VoiceClient
+from support.apphost import open_voice, running_app
+from support.webrtc_client import RATE, VoiceClient
 
 from audio import SAMPLE_RATE, rms
 from offline.engine import ResponseContext, Say
@@ -69,7 +69,7 @@ def app():
 
 
 async def test_voice_reaches_service_at_24khz_and_answer_comes_back(app):
-    client, session = await open_voice(app)
+    client, conversation = await open_voice(app)
     try:
         client.microphone.play(ToneVoice.tone("あいうえおかきくけこさしす"))  # ~0.8 s of 440 Hz
         record = app.server.connections[-1]
@@ -80,15 +80,15 @@ async def test_voice_reaches_service_at_24khz_and_answer_comes_back(app):
         # 440 Hz measured at 24 kHz proves the app sent 24 kHz PCM16 (a wrong rate shifts the peak).
         assert abs(dominant_frequency(heard_by_service[start : start + 12000], 24000) - 440) < 15
         await eventually(lambda: rms(client.received_audio()) > 500, 10)
-        assert chatbot_messages(session.transcript.messages())[0] == {"role": "user", "content": "こんにちは"}
+        assert chatbot_messages(conversation.transcript.messages())[0] == {"role": "user", "content": "こんにちは"}
     finally:
         await client.close()
-    await eventually(lambda: not session.voice_attached and app.registry.voice_calls == 0, 3)
+    await eventually(lambda: not conversation.voice_attached and app.registry.voice_calls == 0, 3)
 
 
 @pytest.mark.parametrize("run", range(5))
 async def test_barge_in_stops_the_reply_at_once_and_none_of_it_is_heard_later(app, run):
-    client, session = await open_voice(app)
+    client, conversation = await open_voice(app)
     try:
         connection = app.server.connections[-1]  # this conversation's (it connected last)
         tone = ToneVoice.tone("あいうえおかきくけこ")
@@ -114,7 +114,7 @@ async def test_barge_in_stops_the_reply_at_once_and_none_of_it_is_heard_later(ap
         assert not late, f"low-pitch frames {late} ms after the barge-in"
         overrun_ms = sum(ms for _, ms in low) - truncate["audio_end_ms"]
         assert overrun_ms <= 30, f"{overrun_ms:.0f} ms of the interrupted reply beyond what the app counted as heard"
-        assert any("（中断）" in m["content"] for m in chatbot_messages(session.transcript.messages()))
+        assert any("（中断）" in m["content"] for m in chatbot_messages(conversation.transcript.messages()))
     finally:
         await client.close()
 

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from conftest import API_KEY, ScriptedAssistant, ToneVoice, eventually, settings_for
+from support.service import InstrumentedServer
 
 from audio import SAMPLE_RATE
 from conversation.conversation import Conversation
 from offline.engine import Say
-from offline.server import RealtimeServer
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 from web.chat import chatbot_messages
 
 FLAVOURS = ["azure-ga", "azure-preview", "openai"]
@@ -67,14 +67,14 @@ async def wire_server(voice: PausingVoice):
     async def transcribe(pcm: np.ndarray) -> str:
         return "こんにちは"
 
-    server = RealtimeServer(lambda: assistant, lambda: voice, lambda: EnergyTurnDetector(threshold=500.0),
-                            transcriber=transcribe, api_key=API_KEY, speed=8.0, record=True)
+    server = InstrumentedServer(lambda: assistant, lambda: voice, lambda: EnergySpeechDetector(threshold=500.0),
+                                transcriber=transcribe, api_key=API_KEY, speed=8.0)
     await server.start()
     yield server
     await server.stop()
 
 
-async def open_conversation(server: RealtimeServer, flavour: str, listening: bool) -> Conversation:
+async def open_conversation(server: InstrumentedServer, flavour: str, listening: bool) -> Conversation:
     conversation = Conversation(settings_for(server, flavour))
     conversation.voice_attached = listening  # a voice call is attached: answers come as audio
     conversation.start()

@@ -1,7 +1,8 @@
 """The app under test for the browser tests, and Chromium to drive it (shared fixtures).
 
 `app` runs the offline engine (what `python app.py` runs without credentials) and the tests' scripted
-Realtime server in the Azure preview dialect; test modules load this file with `pytest_plugins = ["browser_app"]`.
+Realtime server in the Azure preview dialect; test modules load this file with
+`pytest_plugins = ["support.browser_app"]`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM, chromium_args
 from conftest import ScriptedAssistant
+
+from support.browser import CHROMIUM, chromium_args
 
 
 @dataclass
@@ -20,7 +22,7 @@ class BrowserApp:
     mode: str  # "offline" or "azure-preview"
     url: str
     registry: object
-    server: object  # offline.server.RealtimeServer (its ConnectionRecords show what the app sent)
+    server: object  # support.service.InstrumentedServer (its ConnectionRecords show what the app sent)
     assistant: ScriptedAssistant | None
     weather: object
 
@@ -40,7 +42,7 @@ class BrowserApp:
 
 @pytest.fixture(scope="module")
 def weather():
-    from openmeteo_server import serve_open_meteo
+    from support.openmeteo_server import serve_open_meteo
 
     with serve_open_meteo() as om, pytest.MonkeyPatch.context() as env:
         env.setenv("OPEN_METEO_FORECAST_URL", om.forecast_url)
@@ -51,16 +53,15 @@ def weather():
 
 @pytest.fixture(scope="module", params=["offline", "azure-preview"])
 def app(request, weather) -> Iterator[BrowserApp]:
-    from apphost import running_app
-
     from offline.runtime import OfflineEngine, build_offline_server, serve_in_thread
     from settings import OfflineSettings, load_settings
+    from support.apphost import running_app
+    from support.service import InstrumentedServer
 
     if request.param == "offline":
         # What `python app.py` runs without credentials (app.make_registry → start_offline_engine, here without
         # speech recognition), with the engine's server object kept so the test can see what the app sent it.
-        server = build_offline_server()
-        server.record = True
+        server = build_offline_server(server_class=InstrumentedServer)
         engine = OfflineEngine(serve_in_thread(server) + "/v1", OfflineSettings(asr_model="none"), None)
         with running_app(settings=load_settings({}).realtime, offline=engine) as running:
             yield BrowserApp("offline", running.url, running.registry, server, None, weather)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from tests.openmeteo_server import forecast_payload, serve_open_meteo
+    from support.openmeteo_server import forecast_payload, serve_open_meteo
 
     with serve_open_meteo() as om:
         service = WeatherService(om.forecast_url, om.geocoding_url, timeout=1.0)

@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 
 from services.weather import WeatherService
-from tests.openmeteo_server import OpenMeteoServer, serve_open_meteo
+from support.openmeteo_server import OpenMeteoServer, serve_open_meteo
 
 
 @pytest.fixture(scope="module")

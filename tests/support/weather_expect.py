@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.weather import describe_weather_code
-from tests.openmeteo_server import OpenMeteoServer, forecast_payload
+from support.openmeteo_server import OpenMeteoServer, forecast_payload
 
 TOKYO = (35.69, 139.69)  # the built-in table's coordinates, as sent (2 decimals)
 DAILY = ("weather_code", "temperature_2m_max", "temperature_2m_min", "precipitation_probability_max")

@@ -9,15 +9,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from conftest import ScriptedAssistant, ToneVoice, eventually, settings_for
-from webrtc_client import VoiceClient
 
 from app import create_app
 from conversation.conversation import Conversation
 from offline.runtime import OfflineEngine, serve_in_thread
-from offline.server import RealtimeServer
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
 from offline.streaming import Voice
 from settings import RealtimeSettings, load_settings
+from support.service import InstrumentedServer
+from support.webrtc_client import VoiceClient
 from web.browsers import BrowserSessions
 
 
@@ -30,15 +30,15 @@ def free_port() -> int:
 @dataclass
 class RunningApp:
     url: str
-    server: RealtimeServer | None
+    server: InstrumentedServer | None
     registry: BrowserSessions
     assistant: ScriptedAssistant | None
 
 
 def scripted_server(assistant: ScriptedAssistant, api_key: str = "test-key-not-a-secret",
-                    voice: Callable[[], Voice] = ToneVoice) -> RealtimeServer:
-    server = RealtimeServer(lambda: assistant, voice, lambda: EnergyTurnDetector(threshold=500.0),
-                            api_key=api_key, speed=8.0, record=True)
+                    voice: Callable[[], Voice] = ToneVoice) -> InstrumentedServer:
+    server = InstrumentedServer(lambda: assistant, voice, lambda: EnergySpeechDetector(threshold=500.0),
+                                api_key=api_key, speed=8.0)
 
     async def transcribe(_pcm) -> str:
         return "こんにちは"
@@ -78,6 +78,6 @@ async def open_voice(app: RunningApp) -> tuple[VoiceClient, Conversation]:
     client = VoiceClient(app.url)
     answer = await client.connect()
     assert answer.get("sdp"), answer
-    session = await eventually(lambda: (s := app.registry.peek(client.session_hash)) and s.voice_attached and s)
-    await eventually(lambda: session.connected)
-    return client, session
+    conversation = await eventually(lambda: (s := app.registry.peek(client.session_hash)) and s.voice_attached and s)
+    await eventually(lambda: conversation.connected)
+    return client, conversation

@@ -22,7 +22,7 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 SAMPLE_RATE = 24_000
 VIEWPORT = {"width": 1280, "height": 900}
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 # The committed README picture is refreshed only on request (UPDATE_README_SCREENSHOT=1), so a test run
 # never changes a tracked file; otherwise it goes with the other screenshots.

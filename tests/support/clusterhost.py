@@ -10,15 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from apphost import free_port
 from conftest import API_KEY, ToneVoice
 
 from offline.engine import ResponseContext, Say
 from offline.runtime import serve_in_thread
 from offline.server import RealtimeServer
-from offline.speech import EnergyTurnDetector
+from offline.speech import EnergySpeechDetector
+from support.apphost import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RECALL = "さっき何と言いましたか"
 START_SECONDS = 100.0
 
@@ -41,7 +41,7 @@ class RecallingAssistant:
 
 def start_realtime_server() -> str:
     """The local Realtime server (a RecallingAssistant per service session); returns its URL."""
-    server = RealtimeServer(RecallingAssistant, ToneVoice, lambda: EnergyTurnDetector(threshold=500.0),
+    server = RealtimeServer(RecallingAssistant, ToneVoice, lambda: EnergySpeechDetector(threshold=500.0),
                             api_key=API_KEY, speed=8.0)
 
     async def transcribe(_pcm) -> str:

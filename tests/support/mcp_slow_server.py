@@ -2,7 +2,7 @@
 notices cancellation. Each event is appended as a line to the file named by MCP_TEST_EVENTS, so a test sees
 what the server saw (started, progress, cancelled, finished) through its own channel.
 
-Run: python tests/mcp_slow_server.py [stdio | http PORT]
+Run: python tests/support/mcp_slow_server.py [stdio | http PORT]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A WebRTC caller in its own process, for tests that kill it (SIGKILL: no Stop, no goodbye packet, as when
 a laptop lid closes or a tab is killed). Prints "ready" once its call is up, then sends silence until killed.
 
-Run: python tests/vanishing_peer.py <app url> <session hash>
+Run: python tests/support/vanishing_peer.py <app url> <session hash>
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[2])]  # tests/, the repo
 
-from webrtc_client import VoiceClient  # noqa: E402
+from support.webrtc_client import VoiceClient  # noqa: E402
 
 
 async def main(url: str, session_hash: str) -> None:

@@ -1,0 +1,1 @@
+"""Test support: stand-in servers, clients and app hosts shared by tests/ and benchmarks/ (no tests here)."""
