@@ -1,28 +1,25 @@
 """Voice calls held through HAProxy with 1, 2 and 4 replicas (deploy/cluster.py, Redis included).
 
 Loopback only, as bench_cluster.py: the local Realtime server (the tests' stand-in: it hears a turn end after
-700 ms of quiet and answers "echo:こんにちは", spoken by ToneVoice as 0.6 s of 440 Hz) runs on a thread of this
-process; the callers run in a process of their own (the stand-in's thread does not hold their GIL). `--calls` K
-real aiortc peers (tests/webrtc_client.py) offer through the balancer at once; each speaks `--turns` turns (0.78 s
-of tone from its microphone, in real time), and after each one waits for the answer to be heard and to end before
-speaking again. Per call, measured only from what the caller receives:
+700 ms of quiet and answers "echo:こんにちは", spoken by ToneVoice as 0.6 s of 440 Hz) runs on a thread here; the
+callers run in a process of their own (off the stand-in's GIL). K (`--calls`) real aiortc peers offer through the
+balancer at once, wait until the page has placed the call, and speak `--turns` turns (0.78 s of tone each, in real
+time), each after the answer to the last one was heard and ended. Per call, from what the caller receives only:
 
 - answered aloud: every turn's answer came back as audible frames (RMS >= 300) within ANSWER_SECONDS;
-- underruns: times the speaker would run dry inside an answer (from its first to its last audible frame). The
-  speaker is modelled as a browser's: it starts playing JITTER_SECONDS after the first audible frame arrived and
-  plays each received frame for its length (20 ms); a frame that arrives after its turn to play is an underrun
-  (play goes on from it, later), and so is each run of silent frames (silence inserted mid-answer). An answer
-  whose frames arrive every 20 ms has none; one frame more than 80 ms after the one before it makes one.
+- underruns, inside an answer (its first to its last audible frame), for a speaker modelled as a browser's: it
+  starts JITTER_SECONDS after the first audible frame arrived and plays each frame for its length (20 ms); a frame
+  arriving after its turn to play is an underrun (play goes on from it, later), and so is each run of silent
+  frames (silence inserted mid-answer). Frames every 20 ms make none; one 80+ ms after the one before makes one.
   Held = answered aloud with no underrun;
-- first-answer latency: end of the first turn's speech (when the microphone finished playing it) to the first
-  audible frame of its answer; the stand-in's 700 ms turn detection included;
-- CPU s per call-second: user + system CPU time of the replica processes (/proc/<pid>/stat) during a round,
-  divided by the seconds the round's calls were connected.
+- first-answer latency: end of the first turn's speech (the microphone finished playing it) to the first audible
+  frame of its answer; the stand-in's 700 ms turn detection included;
+- CPU s per call-second: user + system CPU time of the replica processes (/proc/<pid>/stat) during a round over
+  the seconds its calls were connected; the same for the callers' process (their aiortc peers).
 
-Per replica count and K: held calls and CPU are medians of `--rounds` rounds; latencies are pooled over rounds.
-Everything (replicas, HAProxy, Redis, the stand-in and the callers) shares this machine's cores; a late frame can
-be the callers' own loop running late, so the callers' loop is watched (a 10 ms ticker) and the late frames whose
-lateness overlaps one of its stalls are counted apart (perhaps the callers' doing, perhaps the cluster's).
+Held calls and CPU are medians of `--rounds` rounds; latencies are pooled over rounds. Everything (replicas,
+HAProxy, Redis, the stand-in, the callers) shares this machine's cores, so a late frame can be the callers' own
+loop running late: a 10 ms ticker watches it, and late frames that overlap one of its stalls are counted apart.
 
 Run: python benchmarks/bench_cluster_voice.py [--replicas 1 2 4] [--calls 2 4 8] [--turns 3] [--rounds 2]
 """
@@ -31,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import statistics
@@ -40,6 +38,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +75,8 @@ class CallFigures:
 @dataclass
 class RoundFigures:
     calls: list[CallFigures]
-    cpu_seconds: float
+    cpu_seconds: float  # the replicas'
+    callers_cpu_seconds: float
     stalls: list[tuple[float, float]]  # the callers' loop: (woke at, seconds late) of a 10 ms ticker
 
     def on_callers(self) -> int:
@@ -87,8 +87,8 @@ class RoundFigures:
     def held(self, turns: int) -> int:
         return sum(c.answered == turns and not c.underruns for c in self.calls)
 
-    def cpu_per_call_second(self) -> float:
-        return self.cpu_seconds / max(1e-9, sum(c.seconds for c in self.calls))
+    def per_call_second(self, cpu_seconds: float) -> float:
+        return cpu_seconds / max(1e-9, sum(c.seconds for c in self.calls))
 
 
 def audible(samples: np.ndarray) -> bool:
@@ -121,18 +121,44 @@ async def answer_heard(client: VoiceClient, since: float) -> float | None:
         loud = [at for at, samples in client.received if at >= since and audible(samples)]
         if loud and loop.time() - loud[-1] > ANSWER_ENDED_SECONDS:
             return loud[0]
-        warned = any(m.get("type") == "warning" for m in client.messages)
-        if warned or (not loud and loop.time() - since > ANSWER_SECONDS):
+        if any(m.get("type") == "warning" for m in client.messages) or (
+                not loud and loop.time() - since > ANSWER_SECONDS):
             return None
         await asyncio.sleep(0.05)
 
 
+class Caller(VoiceClient):
+    """A VoiceClient that also knows when its page has joined the tick event the server asked for."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self.joined = asyncio.Event()
+
+    async def _join(self, fn_index: int, data: list) -> str:
+        event_id = await super()._join(fn_index, data)
+        self.joined.set()
+        return event_id
+
+    async def placed(self) -> bool:
+        """Wait until the tick event (it places the call on the server, web/voice.py) has completed, as a browser
+        sees it on the queue's data stream: microphone audio before that reaches no conversation."""
+        url = f"{self.base}/gradio_api/queue/data"
+        with contextlib.suppress(TimeoutError, httpx.HTTPError):
+            async with asyncio.timeout(ANSWER_SECONDS), httpx.AsyncClient(timeout=ANSWER_SECONDS) as http:
+                await self.joined.wait()  # before that the server has no queue for this page: 404
+                async with http.stream("GET", url, params={"session_hash": self.session_hash}) as stream:
+                    async for line in stream.aiter_lines():
+                        if '"process_completed"' in line:
+                            return True
+        return False
+
+
 async def one_call(url: str, turns: int) -> CallFigures:
     loop = asyncio.get_running_loop()
-    figures, client = CallFigures(), VoiceClient(url)
+    figures, client = CallFigures(), Caller(url)
     started = loop.time()
     try:
-        if not (await client.connect()).get("sdp"):
+        if not (await client.connect()).get("sdp") or not await client.placed():
             return figures
         for turn in range(turns):
             spoke = loop.time()
@@ -159,35 +185,31 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-async def stalls(stop: asyncio.Event) -> list[tuple[float, float]]:
-    """(woke at, seconds late) of every tick of this loop that came more than a frame time late."""
+async def callers(url: str, calls: int, turns: int) -> tuple[list[CallFigures], list[tuple[float, float]]]:
+    """The calls at once, and (woke at, seconds late) of each 10 ms tick of this loop that came over 20 ms late."""
     loop, late = asyncio.get_running_loop(), []
-    while not stop.is_set():
+    calling = asyncio.gather(*(one_call(url, turns) for _ in range(calls)))
+    while not calling.done():
         due = loop.time() + TICK_SECONDS
-        await asyncio.sleep(TICK_SECONDS)
+        await asyncio.wait([calling], timeout=TICK_SECONDS)
         if (woke := loop.time()) - due > 0.020:
             late.append((woke, woke - due))
-    return late
+    return calling.result(), late
 
 
-async def callers(url: str, calls: int, turns: int) -> tuple[list[CallFigures], list[tuple[float, float]]]:
-    stop = asyncio.Event()
-    ticker = asyncio.create_task(stalls(stop))
-    figures = await asyncio.gather(*(one_call(url, turns) for _ in range(calls)))
-    stop.set()
-    return list(figures), await ticker
-
-
-def run_callers(url: str, calls: int, turns: int) -> tuple[list[CallFigures], list[tuple[float, float]]]:
-    """In the callers' process."""
-    return asyncio.run(callers(url, calls, turns))
+def run_callers(url: str, calls: int, turns: int) -> tuple[list[CallFigures], list[tuple[float, float]], float]:
+    """In the callers' process; also the CPU time it took."""
+    before = os.times()
+    figures, late = asyncio.run(callers(url, calls, turns))
+    after = os.times()
+    return figures, late, after.user - before.user + after.system - before.system
 
 
 async def one_round(cluster: RunningCluster, pool: ProcessPoolExecutor, calls: int, turns: int) -> RoundFigures:
     pids = [pid for _, pid in cluster.replicas.values()]
-    before = cpu_seconds(pids)
-    figures, late = await asyncio.get_running_loop().run_in_executor(pool, run_callers, cluster.url, calls, turns)
-    return RoundFigures(figures, cpu_seconds(pids) - before, late)
+    before, loop = cpu_seconds(pids), asyncio.get_running_loop()
+    figures, late, own = await loop.run_in_executor(pool, run_callers, cluster.url, calls, turns)
+    return RoundFigures(figures, cpu_seconds(pids) - before, own, late)
 
 
 def p95(values: list[float]) -> float:
@@ -200,13 +222,14 @@ def row(replicas: int, calls: int, turns: int, rounds: list[RoundFigures]) -> st
     gaps = statistics.median(sum(c.underruns for c in r.calls) for r in rounds)
     latencies = [c.first_latency for r in rounds for c in r.calls if c.first_latency is not None]
     latency = f"{statistics.median(latencies):6.2f} {p95(latencies):6.2f}" if latencies else f"{'-':>6} {'-':>6}"
-    cpu = statistics.median(r.cpu_per_call_second() for r in rounds)
+    cpu = statistics.median(r.per_call_second(r.cpu_seconds) for r in rounds)
+    callers_cpu = statistics.median(r.per_call_second(r.callers_cpu_seconds) for r in rounds)
     on_callers = statistics.median(r.on_callers() for r in rounds)
     return (f"{replicas:>6} {calls:>4} {held:>4g}/{calls:<3} {answered:>4g}/{calls:<3} {gaps:>6g} {on_callers:>6g} "
-            f"{latency} {cpu:>9.3f}")
+            f"{latency} {cpu:>9.3f} {callers_cpu:>9.3f}")
 
 
-HEADER = ("レプリカ 通話 途切れなし 応答あり 途切れ うち呼出側 初回応答(秒)中央値 p95 CPU秒/通話秒\n"
+HEADER = ("レプリカ 通話 途切れなし 応答あり 途切れ うち呼出側 初回応答(秒)中央値 p95 CPU秒/通話秒(レプリカ 呼出側)\n"
           "(途切れ: 回答中、60 ms ためてから再生するスピーカーが音切れした回数と無音の挿入の数、回の中央値。\n"
           " うち呼出側: 遅れが呼び出し側プロセス自身の遅れと重なったもの)")
 
