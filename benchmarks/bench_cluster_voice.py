@@ -44,9 +44,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from clusterhost import RunningCluster, start_cluster, start_realtime_server  # noqa: E402
 from conftest import ToneVoice  # noqa: E402
-from webrtc_client import RATE, VoiceClient  # noqa: E402
+from support.clusterhost import RunningCluster, start_cluster, start_realtime_server  # noqa: E402
+from support.webrtc_client import RATE, VoiceClient  # noqa: E402
 
 from audio import SAMPLE_RATE, rms  # noqa: E402
 
