@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import json
 import logging
 import re
 import threading
@@ -28,7 +27,7 @@ from pydantic import BaseModel
 
 from mcp_config import ServerConfig, load_config
 from settings import Settings
-from tools import Tool, Toolbox, ToolContext, ToolError, plain_summary, registry
+from tools import Tool, Toolbox, ToolContext, ToolError, json_object, plain_summary, registry
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +169,7 @@ class McpTool(Tool):
         return {"type": "function", "name": self.name, "description": self.description, "parameters": schema}
 
     def parse(self, raw_arguments: str) -> dict[str, Any]:
-        try:
-            data = json.loads(raw_arguments or "{}")
-        except json.JSONDecodeError as exc:
-            raise ToolError(f"引数が正しい JSON ではありません: {exc.msg}") from None
-        if not isinstance(data, dict):
-            raise ToolError("引数は JSON オブジェクトで渡してください。")
-        return data
+        return json_object(raw_arguments)
 
     async def run(self, arguments: dict[str, Any], context: ToolContext) -> Any:
         return await self.function(arguments, context)

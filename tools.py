@@ -51,6 +51,17 @@ def _no_progress(_done: float, _total: float | None = None, _message: str = "") 
     return None
 
 
+def json_object(raw_arguments: str) -> dict[str, Any]:
+    """The model's arguments as a JSON object (empty when none); ToolError with a readable reason otherwise."""
+    try:
+        data = json.loads(raw_arguments or "{}")
+    except json.JSONDecodeError as exc:
+        raise ToolError(f"引数が正しい JSON ではありません: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ToolError("引数は JSON オブジェクトで渡してください。")
+    return data
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """What tools run with: clients and knobs built once per app from the settings; the runner adds, per call,
@@ -98,12 +109,7 @@ class Tool:
 
     def parse(self, raw_arguments: str) -> dict[str, Any]:
         """Validate the model's JSON arguments; raise ToolError with a readable reason."""
-        try:
-            data = json.loads(raw_arguments or "{}")
-        except json.JSONDecodeError as exc:
-            raise ToolError(f"引数が正しい JSON ではありません: {exc.msg}") from None
-        if not isinstance(data, dict):
-            raise ToolError("引数は JSON オブジェクトで渡してください。")
+        data = json_object(raw_arguments)
         try:
             return self.arguments.model_validate(data).model_dump()
         except ValidationError as exc:

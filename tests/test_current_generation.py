@@ -4,7 +4,8 @@ spoken preambles (`phase`), parallel tool calls and the idle timeout, in the GA 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -160,15 +161,28 @@ def parallel_tools(runs: list[tuple[str, float, float]]) -> Toolbox:
     return Toolbox.from_settings(load_settings({}), tools)
 
 
-async def test_two_calls_in_one_response_run_at_once_and_are_followed_up_once(server, assistant):
-    assistant.rules = {r"両方": lambda m: [call("quick"), call("slower")]}
-    runs: list[tuple[str, float, float]] = []
+@contextlib.asynccontextmanager
+async def answered(server, text: str, runs: list[tuple[str, float, float]]) -> AsyncIterator[Conversation]:
+    """A conversation with the parallel tools, once `text` is answered with everything it caused."""
     conversation = Conversation(settings_for(server, "openai"), tools=parallel_tools(runs))
     conversation.start()
     try:
         assert await conversation.wait_connected(5)
-        turn = await conversation.send_text("両方調べて")
+        turn = await conversation.send_text(text)
         await eventually(turn.done.is_set, 10)
+        yield conversation
+    finally:
+        await conversation.close()
+
+
+def assistant_said(conversation: Conversation) -> list[str]:
+    return [m["content"] for m in chatbot_messages(conversation.snapshot().messages) if m["role"] == "assistant"]
+
+
+async def test_two_calls_in_one_response_run_at_once_and_are_followed_up_once(server, assistant):
+    assistant.rules = {r"両方": lambda m: [call("quick"), call("slower")]}
+    runs: list[tuple[str, float, float]] = []
+    async with answered(server, "両方調べて", runs) as conversation:
         record = server.connections[0]
         first = record.sent_of_type("response.done")[0]["response"]
         assert [i["type"] for i in first["output"]] == ["function_call", "function_call"]  # one response, two calls
@@ -179,11 +193,9 @@ async def test_two_calls_in_one_response_run_at_once_and_are_followed_up_once(se
         assert sorted(outputs) == sorted(i["call_id"] for i in first["output"])  # each answered once
         assert len(record.of_type("response.create")) == 2  # the message's, and one follow-up for both
         assert record.sent_of_type("error") == []  # never a create while a response was active
-        told = [m["content"] for m in chatbot_messages(conversation.snapshot().messages) if m["role"] == "assistant"]
+        told = assistant_said(conversation)
         assert len(told) == 2 and '"quick"' in told[0] and '"slower"' in told[1]  # one answer tells both
         assert all(c.output for c in conversation.tools.calls.values())
-    finally:
-        await conversation.close()
 
 
 # ---- the idle timeout ----------------------------------------------------------------------------------
@@ -225,13 +237,7 @@ async def test_the_idle_timeout_is_a_gentle_check_in_not_an_error(server, assist
 
 async def test_a_background_call_and_a_quick_one_in_one_response_share_one_follow_up(server, assistant):
     assistant.rules = {r"混ぜて": lambda m: [call("background"), call("quick")]}
-    runs: list[tuple[str, float, float]] = []
-    conversation = Conversation(settings_for(server, "openai"), tools=parallel_tools(runs))
-    conversation.start()
-    try:
-        assert await conversation.wait_connected(5)
-        turn = await conversation.send_text("混ぜて調べて")
-        await eventually(turn.done.is_set, 10)
+    async with answered(server, "混ぜて調べて", []) as conversation:
         record = server.connections[0]
         # The message's response; one telling "started" and the quick result together; one for the background result.
         assert len(record.of_type("response.create")) == 3
@@ -239,7 +245,5 @@ async def test_a_background_call_and_a_quick_one_in_one_response_share_one_follo
         follow_up = record.sent_of_type("response.done")[1]["response"]["output"]
         said = [part["text"] for item in follow_up for part in item["content"]]
         assert len(said) == 2 and '"started"' in said[0] and '"quick"' in said[1]  # one response tells both
-        told = [m["content"] for m in chatbot_messages(conversation.snapshot().messages) if m["role"] == "assistant"]
+        told = assistant_said(conversation)
         assert told == [*said, told[-1]] and '"background"' in told[-1]
-    finally:
-        await conversation.close()

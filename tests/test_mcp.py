@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import ScriptedAssistant, call
 from gradio_client import Client
+from gradio_client.client import Job
 from support.apphost import free_port, running_app
 
 from mcp_tools import app_toolbox
@@ -130,18 +131,24 @@ def test_progress_is_shown_live_while_the_slow_tool_runs(mcp, transport):
     assert events(files[transport])[-1] == "finished"
 
 
-@pytest.mark.parametrize("transport", ["stdio", "http"])
-def test_cancel_tool_api_reaches_the_server_and_ends_the_chat(mcp, transport, caplog, capfd):
-    caplog.set_level(logging.INFO)
+def counting(mcp, transport: str, to: int) -> tuple[Client, Path, Job]:
+    """A /chat whose call of the slow server's tool has reported its first step of `to`."""
     app, files = mcp
     client = Client(app.url, verbose=False)
     files[transport].write_text("", encoding="utf-8")  # this test's events only
-    job = client.submit(f"数えて{transport} 40", api_name="/chat")
-    wait_until(lambda: "progress 1/40" in events(files[transport]), 15)
+    job = client.submit(f"数えて{transport} {to}", api_name="/chat")
+    wait_until(lambda: f"progress 1/{to}" in events(files[transport]), 15)
+    return client, files[transport], job
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_cancel_tool_api_reaches_the_server_and_ends_the_chat(mcp, transport, caplog, capfd):
+    caplog.set_level(logging.INFO)
+    client, log, job = counting(mcp, transport, 40)
     cancelled_at = time.monotonic()
     answer = client.predict(SLOW[transport], api_name="/cancel_tool")
     assert answer == f"1件のツールをキャンセルしました（{SLOW[transport]}）。"
-    wait_until(lambda: events(files[transport])[-1] == "cancelled", 1.0, every=0.02)  # the server saw it in 1 s
+    wait_until(lambda: events(log)[-1] == "cancelled", 1.0, every=0.02)  # the server saw it in 1 s
     reply = job.result(timeout=10)
     assert time.monotonic() - cancelled_at < 5, "the chat of the cancelled call ends promptly"
     assert '"status": "cancelled"' in reply
@@ -153,14 +160,10 @@ def test_cancel_tool_api_reaches_the_server_and_ends_the_chat(mcp, transport, ca
 @pytest.mark.parametrize("transport", ["stdio", "http"])
 def test_the_model_cancels_with_cancel_tool(mcp, transport, caplog, capfd):
     caplog.set_level(logging.INFO)
-    app, files = mcp
-    client = Client(app.url, verbose=False)
-    files[transport].write_text("", encoding="utf-8")  # this test's events only
-    job = client.submit(f"数えて{transport} 41", api_name="/chat")
-    wait_until(lambda: "progress 1/41" in events(files[transport]), 15)
+    client, log, job = counting(mcp, transport, 41)
     cancelled_at = time.monotonic()
     answer = client.predict(f"やっぱり{transport}はやめて", api_name="/chat")
-    wait_until(lambda: events(files[transport])[-1] == "cancelled", 2.0, every=0.02)
+    wait_until(lambda: events(log)[-1] == "cancelled", 2.0, every=0.02)
     first = job.result(timeout=10)
     assert time.monotonic() - cancelled_at < 6, "the chat of the cancelled call ends promptly"
     # Both outputs (the cancel tool's and the cancelled call's) reach the model; like a model, it may tell both
