@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ScriptedAssistant, eventually
 from support.apphost import open_voice, running_app
@@ -151,3 +152,40 @@ async def test_a_call_ends_at_its_time_limit_with_a_japanese_notice(monkeypatch)
             assert not conversation.closed
         finally:
             await client.close()
+
+
+async def test_what_the_caller_says_before_the_call_is_placed_reaches_the_service(server):
+    """The page's tick that places a call can come seconds after the microphone's first packets on a busy
+    server; the first words are kept (up to EARLY_AUDIO_SECONDS) and sent once placed, in order."""
+    from conftest import settings_for
+
+    from audio import SAMPLE_RATE
+    from conversation.conversation import Conversation
+    from web.browsers import BrowserSessions
+    from web.voice import EARLY_AUDIO_SECONDS, VoiceHandler
+
+    conversation = Conversation(settings_for(server, "azure-ga"))
+    conversation.start()
+    handler = VoiceHandler(BrowserSessions(lambda: settings_for(server, "azure-ga")))
+    frame = SAMPLE_RATE // 50  # 20 ms
+    try:
+        assert await conversation.wait_connected(5)
+        for n in range(1, 51):  # 1 s said before the call is placed, each frame numbered by its level
+            await handler.receive((SAMPLE_RATE, np.full((1, frame), n * 100, dtype=np.int16)))
+        handler.follow(conversation)
+        await handler.receive((SAMPLE_RATE, np.full((1, frame), 6000, dtype=np.int16)))
+        record = server.connections[-1]
+        await eventually(lambda: record.received_audio.size == 51 * frame, 5)
+        levels = record.received_audio.reshape(51, frame)[:, 0].tolist()
+        assert levels == [n * 100 for n in range(1, 51)] + [6000]  # all of it, in the order said
+        late = VoiceHandler(BrowserSessions(lambda: settings_for(server, "azure-ga")))
+        kept = int(EARLY_AUDIO_SECONDS * 50)  # frames
+        for n in range(kept + 100):  # a call placed only after 5 s: its first 3 s are kept, no more
+            await late.receive((SAMPLE_RATE, np.full((1, frame), 7000 if n < kept else 8000, dtype=np.int16)))
+        late.follow(conversation)
+        await late.receive((SAMPLE_RATE, np.full((1, frame), 6000, dtype=np.int16)))
+        await eventually(lambda: record.received_audio.size == (51 + kept + 1) * frame, 5)
+        levels = record.received_audio.reshape(-1, frame)[51:, 0].tolist()
+        assert levels == [7000] * kept + [6000]
+    finally:
+        await conversation.close()
