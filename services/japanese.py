@@ -113,7 +113,7 @@ class Analyser:
             offset += len(piece)
 
     def index_text(self, text: str) -> tuple[str, str]:
-        """The short-unit and long-unit token streams of a document, space-joined for an FTS5 column."""
+        """The short-unit and long-unit token streams of a document, space-joined for the term index's fields."""
         short = " ".join(w.token for run in self._runs(text, SplitMode.A) for w in run)
         return short, " ".join(w.token for run in self._runs(text) for w in run)
 

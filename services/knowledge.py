@@ -1,4 +1,4 @@
-"""The knowledge base: a folder of documents kept in an on-disk SQLite FTS5 index, searched in Japanese.
+"""The knowledge base: a folder of documents kept in an on-disk index (SQLite + tantivy), searched in Japanese.
 
 Every document is indexed as Sudachi's normalised tokens (services/japanese.py) and ranked by BM25
 (services/index.py). The index is updated in place: a sync re-reads only files whose size or modification time
