@@ -11,6 +11,7 @@ send and ask through one outbox. UIs read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -23,7 +24,7 @@ from audio import Playback
 from conversation.calls import FunctionCalls
 from conversation.feed import ChangeFeed, Snapshot
 from conversation.gate import GiveUp, Request, ResponseGate
-from conversation.link import ConnectionState, ServiceLink, SessionEnded, SessionStarted
+from conversation.link import ConnectionState, LinkEvent, ServiceLink, SessionEnded, SessionStarted
 from conversation.notices import Notice, NoticeKind
 from conversation.outbox import Outbox
 from conversation.service_events import ServiceEvents
@@ -138,17 +139,24 @@ class Conversation:
     # ---- the service session: what the link yields ---------------------------------------------
 
     async def _follow_link(self) -> None:
-        async for event in self.link.events():
-            if isinstance(event, SessionStarted):
-                try:
-                    await self._configure()
-                except (ConnectionError, OSError) as exc:  # it dropped while being set up
-                    log.info("a new service session dropped while being set up: %s", exc)
-                    await self.link.drop()
-            elif isinstance(event, SessionEnded):
-                self.events.session_ended()
-            else:
-                await self.events.handle(event)
+        async with contextlib.aclosing(self.link.events()) as events:  # closed with the task: the link cleans up
+            async for event in events:
+                await self._on_link_event(event)
+
+    async def _on_link_event(self, event: LinkEvent) -> None:
+        if isinstance(event, SessionStarted):
+            try:
+                await self._configure()
+            except (ConnectionError, OSError) as exc:  # it dropped while being set up
+                log.info("a new service session dropped while being set up: %s", exc)
+                await self.link.drop()
+            except Exception:  # a session we could not set up is dropped and made again, as before a drop
+                log.warning("setting up a new service session failed", exc_info=True)
+                await self.link.drop()
+        elif isinstance(event, SessionEnded):
+            self.events.session_ended()
+        else:
+            await self.events.handle(event)
 
     async def _configure(self) -> None:
         """A new service session is blank: configure it first, then restore the conversation."""
@@ -206,15 +214,20 @@ class Conversation:
     # ---- the gate's decisions -------------------------------------------------------------------
 
     async def _follow_gate(self) -> None:
-        async for decision in self.gate.decisions():
-            if isinstance(decision, GiveUp):
-                self._give_up(decision.request)
-                continue
-            try:
-                await self._send_request(decision)
-            except Exception as exc:  # the connection dropped: the request waits for the next one
-                log.info("response.create not sent: %s", exc)
-                self.gate.unsent(decision)
+        async with contextlib.aclosing(self.gate.decisions()) as decisions:
+            async for decision in decisions:
+                if isinstance(decision, GiveUp):
+                    self._give_up(decision.request)
+                    continue
+                try:
+                    await self._send_request(decision)
+                except (ConnectionError, OSError) as exc:  # the connection dropped: it waits for the next one
+                    log.info("response.create not sent: %s", exc)
+                    self.gate.unsent(decision)
+                except Exception:  # not the connection: a fresh session, as after a drop, and the request again
+                    log.warning("sending a response request failed", exc_info=True)
+                    self.gate.unsent(decision)
+                    await self.link.drop()
 
     async def _send_request(self, request: Request) -> None:
         for turn in self.turns.each(request.causes):

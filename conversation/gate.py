@@ -214,7 +214,9 @@ class ResponseGate:
             self._changed()
 
     def unsent(self, request: Request) -> None:
-        """The request could not be sent (the connection dropped): it waits for the next connection, first."""
+        """The request could not be sent (the connection dropped): it waits for the next connection, first.
+        Nothing goes out until then: a send that fails at once would otherwise be retried without end."""
+        self._connected = False
         if self._in_flight is request:
             self._in_flight = None
             request.attempts -= 1

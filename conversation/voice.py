@@ -36,9 +36,10 @@ class VoiceChannel:
             self._held.append(chunk)
 
     async def send_held(self) -> None:
-        held, self._held = self._held, []
-        for chunk in held:
-            await self._send(dialect.append_audio(chunk))
+        while self._held:  # what comes in while these go out is held too, and goes next
+            held, self._held = self._held, []
+            for chunk in held:
+                await self._send(dialect.append_audio(chunk))
 
     async def barge_in(self) -> bool:
         """The user started speaking: stop the answer being played and make the model forget the rest."""

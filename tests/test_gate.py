@@ -161,3 +161,27 @@ async def test_a_drop_loses_the_active_response_and_resends_what_was_in_flight(w
     gate.connected()
     await settle()
     assert len(wire.sent) == 2 and wire.sent[1].causes == {"m2"}
+
+
+async def test_a_request_that_cannot_be_sent_waits_for_the_next_connection():
+    """A send that fails at once (the socket is gone) is not retried in a loop that starves everything else."""
+    gate = ResponseGate(created_timeout=0.3)
+    tries: list[tuple[set[str], int]] = []  # (causes, attempt) of each send tried
+
+    async def follow_without_a_connection() -> None:
+        async for decision in gate.decisions():
+            if isinstance(decision, Request):
+                tries.append((set(decision.causes), decision.attempts))
+                gate.unsent(decision)
+
+    runner = asyncio.create_task(follow_without_a_connection())
+    try:
+        gate.connected()
+        gate.request({"m1"}, separate=True)
+        await asyncio.sleep(0.2)  # returns at all only if the gate let the loop breathe
+        assert len(tries) == 1
+        gate.connected()  # the next connection: the request goes again, first, with its attempt not counted
+        await asyncio.sleep(0.05)
+        assert tries == [({"m1"}, 1), ({"m1"}, 1)]
+    finally:
+        runner.cancel()

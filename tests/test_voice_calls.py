@@ -156,7 +156,7 @@ async def test_a_call_ends_at_its_time_limit_with_a_japanese_notice(monkeypatch)
 
 async def test_what_the_caller_says_before_the_call_is_placed_reaches_the_service(server):
     """The page's tick that places a call can come seconds after the microphone's first packets on a busy
-    server; the first words are kept (up to EARLY_AUDIO_SECONDS) and sent once placed, in order."""
+    server; what was said meanwhile (its latest EARLY_AUDIO_SECONDS) is sent once placed, in order."""
     from conftest import settings_for
 
     from audio import SAMPLE_RATE
@@ -180,12 +180,12 @@ async def test_what_the_caller_says_before_the_call_is_placed_reaches_the_servic
         assert levels == [n * 100 for n in range(1, 51)] + [6000]  # all of it, in the order said
         late = VoiceHandler(BrowserSessions(lambda: settings_for(server, "azure-ga")))
         kept = int(EARLY_AUDIO_SECONDS * 50)  # frames
-        for n in range(kept + 100):  # a call placed only after 5 s: its first 3 s are kept, no more
+        for n in range(kept + 100):  # a call placed only after 5 s: its latest 3 s are kept, no more
             await late.receive((SAMPLE_RATE, np.full((1, frame), 7000 if n < kept else 8000, dtype=np.int16)))
         late.follow(conversation)
         await late.receive((SAMPLE_RATE, np.full((1, frame), 6000, dtype=np.int16)))
         await eventually(lambda: record.received_audio.size == (51 + kept + 1) * frame, 5)
         levels = record.received_audio.reshape(-1, frame)[51:, 0].tolist()
-        assert levels == [7000] * kept + [6000]
+        assert levels == [7000] * (kept - 100) + [8000] * 100 + [6000]  # contiguous with what follows
     finally:
         await conversation.close()

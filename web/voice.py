@@ -11,6 +11,7 @@ import builtins
 import contextlib
 import logging
 import math
+from collections import deque
 from collections.abc import Callable
 
 import gradio as gr
@@ -35,7 +36,8 @@ TIME_LIMIT_NOTICE = ("音声会話の上限時間（{minutes}分）に達した�
                      "続けるにはもう一度録音を開始してください。")
 REFUSAL_GRACE_SECONDS = 1.0  # a refused page hangs up by itself on `end_stream`; after this the server does
 # The microphone is heard from the first packet, but the call is placed only when the page's tick arrives (a
-# busy server: seconds later). What the caller said meanwhile is kept, up to this much, and sent once placed.
+# busy server: seconds later). The latest this much of what the caller said meanwhile is sent once the call's
+# conversation is connected.
 EARLY_AUDIO_SECONDS = 3.0
 
 HangUp = Callable[[str, float], None]  # (webrtc_id, seconds to let the peer hang up first)
@@ -60,9 +62,9 @@ class VoiceHandler(AsyncStreamHandler):
         self._playing: Playback | None = None  # the playback emit drains (the conversation's, or the last one's)
         self._start_up: asyncio.Task | None = None
         self._heard_at = 0.0  # loop time of the last microphone frame
-        self._early: list[np.ndarray] = []  # microphone audio before the call was first placed
+        self._early: deque[np.ndarray] = deque()  # microphone audio before the call could first be heard
         self._early_samples = 0
-        self._placed_once = False
+        self._early_done = False  # delivered (or refused): from then on nothing is kept
         self._watchdog: asyncio.Task | None = None
 
     def copy(self) -> VoiceHandler:
@@ -92,7 +94,8 @@ class VoiceHandler(AsyncStreamHandler):
                    "しばらくしてから再度お試しください。テキスト入力は引き続き使えます。")
         show_warning(refusal)
         await self.send_message(create_message("end_stream", refusal))
-        self._placed_once, self._early = True, []  # nothing said on a refused call is kept
+        self._early_done = True  # nothing said on a refused call is kept
+        self._early.clear()
         self._followed.set()
         self._hang_up(self._webrtc_id, REFUSAL_GRACE_SECONDS)
 
@@ -117,7 +120,6 @@ class VoiceHandler(AsyncStreamHandler):
     def follow(self, conversation: Conversation | None) -> None:
         """The registry's word: from now on the call speaks to `conversation` (None: to nobody)."""
         self.conversation = conversation
-        self._placed_once = self._placed_once or conversation is not None
         playing = self._playing
         if playing is not None and (conversation is None or conversation.playback is not playing):
             playing.interrupt()  # the old voice stops now; emit wakes on it (FLUSH) and moves on
@@ -129,20 +131,24 @@ class VoiceHandler(AsyncStreamHandler):
         try:
             sample_rate, audio = frame
             pcm = to_realtime_pcm(sample_rate, audio)
-            if conversation is None:
-                self._keep_early(pcm)
-                return
-            early, self._early = self._early, []
-            for chunk in [*early, pcm]:
-                await conversation.append_audio(chunk)
+            if not self._early_done:
+                if conversation is None or not conversation.connected:
+                    self._keep_early(pcm)
+                    return
+                self._early_done = True
+                pcm = np.concatenate([*self._early, pcm])  # one append: what was said first, then this frame
+                self._early.clear()
+            if conversation is not None:
+                await conversation.append_audio(pcm)
         except Exception:  # an exception escaping receive ends the microphone for the whole call
             log.exception("dropping a microphone frame")
 
     def _keep_early(self, pcm: np.ndarray) -> None:
-        """Audio before the call is first placed waits for it (bounded); after that, none is kept."""
-        if not self._placed_once and self._early_samples + pcm.size <= EARLY_AUDIO_SECONDS * SAMPLE_RATE:
-            self._early.append(pcm)
-            self._early_samples += pcm.size
+        """The latest EARLY_AUDIO_SECONDS before the call can first be heard (contiguous with what follows)."""
+        self._early.append(pcm)
+        self._early_samples += pcm.size
+        while self._early_samples > EARLY_AUDIO_SECONDS * SAMPLE_RATE:
+            self._early_samples -= self._early.popleft().size
 
     async def emit(self) -> tuple[int, np.ndarray] | None:
         try:
