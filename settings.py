@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ Dialect = Literal["ga", "preview"]
 TurnDetection = Literal["server_vad", "semantic_vad"]
 # Allowed values, as the openai SDK's types spell them (types/realtime/realtime_audio_input_turn_detection.py,
 # noise_reduction_type.py, realtime_reasoning_effort.py).
-TURN_DETECTIONS = ("server_vad", "semantic_vad")
+TURN_DETECTIONS: tuple[str, ...] = get_args(TurnDetection)
 VAD_EAGERNESS = ("low", "medium", "high", "auto")
 NOISE_REDUCTIONS = ("near_field", "far_field", "off")
 REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plai
 
 from benchmarks.trigram_search import TrigramSearch
 from services.documents import Article
-from services.knowledge import ARTICLES_DIR, KnowledgeBase
+from services.knowledge import KnowledgeBase
+from settings import DEFAULT_KNOWLEDGE_DIR
 
 QUERIES = {
     "1-2 chars": ["AI", "統計", "音声", "ai"],
@@ -126,7 +127,7 @@ def main() -> None:
     parser.add_argument("--trigram", action="store_true", help="also time the old trigram search on the same rows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        shipped = KnowledgeBase(Path(tmp) / "shipped.sqlite3", ARTICLES_DIR)
+        shipped = KnowledgeBase(Path(tmp) / "shipped.sqlite3", DEFAULT_KNOWLEDGE_DIR)
         start = time.perf_counter()
         shipped.ensure_built()
         print(f"shipped knowledge base: built in {(time.perf_counter() - start) * 1000:.1f} ms")

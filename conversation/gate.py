@@ -105,10 +105,7 @@ class ResponseGate:
         waiting for its `response.created` went down with the connection: it is asked again first after the
         reconnect, and the drop does not count as the service failing to answer it (nor does the time down)."""
         self._connected = False
-        if self._in_flight is not None:
-            self._in_flight.attempts -= 1
-            self._queue.appendleft(self._in_flight)
-            self._in_flight = None
+        self._put_back()
         lost, self._active = self._active, None
         self._changed()
         return lost if lost != "?" else None
@@ -218,10 +215,15 @@ class ResponseGate:
         Nothing goes out until then: a send that fails at once would otherwise be retried without end."""
         self._connected = False
         if self._in_flight is request:
-            self._in_flight = None
-            request.attempts -= 1
-            self._queue.appendleft(request)
+            self._put_back()
         self._changed()
+
+    def _put_back(self) -> None:
+        """The request in flight never reached the service: first in the queue again, its attempt not counted."""
+        if self._in_flight is not None:
+            self._in_flight.attempts -= 1
+            self._queue.appendleft(self._in_flight)
+            self._in_flight = None
 
     def _retry_unanswered(self) -> Request | None:
         """The request in flight got no `response.created` in time: ask again, or return it to give up."""

@@ -120,8 +120,9 @@ class ServiceLink:
                 async for event in self._connection.events():
                     yield event
             except ConnectError as exc:
-                self.state, self.notice = ConnectionState.FAILED, connect_failed(exc)
-                if not exc.retry:  # a wrong key or URL will not fix itself
+                if exc.retry:
+                    self.state, self.notice = ConnectionState.FAILED, connect_failed(exc)
+                else:  # a wrong key or URL will not fix itself
                     self.give_up(ConnectionState.FAILED, connect_failed(exc))
                     refused = True
             except Exception:  # a socket dropped mid-send or similar: recover like any other drop

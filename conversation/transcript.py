@@ -121,9 +121,10 @@ class Transcript:
     def answer_done(self, done: ServerItem) -> None:
         """The service's final text of an answer wins over the deltas, unless the user cut it short."""
         item = self.get(done.id)
-        if item is not None:
-            item.streaming = False
-        if item is not None and done.text and not item.interrupted:
+        if item is None:
+            return
+        item.streaming = False
+        if done.text and not item.interrupted:
             item.text = done.text
 
     def unfinished(self, item_ids: list[str], call_ran: Callable[[str], bool]) -> list[str]:

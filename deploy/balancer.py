@@ -18,11 +18,10 @@ BACKEND = "replicas"
 COOKIE = "VA_REPLICA"
 
 
-def haproxy_config(host: str, port: int, replicas: list[tuple[str, int]], admin_socket: str = "",
-                   replica_host: str = "127.0.0.1") -> str:
+def haproxy_config(host: str, port: int, replicas: list[tuple[str, int]], admin_socket: str = "") -> str:
     """The configuration deploy/cluster.py runs (deploy/haproxy.cfg is the same, annotated, for real machines)."""
     admin = f"    stats socket {admin_socket} mode 600 level admin\n" if admin_socket else ""
-    servers = "".join(f"    server {name} {replica_host}:{replica_port} cookie {name}\n"
+    servers = "".join(f"    server {name} 127.0.0.1:{replica_port} cookie {name}\n"
                       for name, replica_port in replicas)
     return f"""global
     maxconn 4096

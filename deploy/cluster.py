@@ -27,10 +27,20 @@ from pathlib import Path
 from balancer import BACKEND, admin, haproxy_config, server_stats
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.append(str(ROOT))
+from settings import DEFAULT_SEARCH_DB  # noqa: E402
+
 LOOPBACK = "127.0.0.1"
 READY_SECONDS = 180.0  # a replica's start (Gradio, the knowledge base) on a busy two-core machine
 STOP_SECONDS = 10.0
 DRAIN_SECONDS = 10.0  # what a replica being restarted gets to finish the requests it is serving
+
+
+def replica_index(name: str) -> Path:
+    """Each replica's own knowledge-base index (one writer per index: replicas sharing one would rebuild and
+    lock it under each other), beside the configured one and kept across restarts."""
+    base = Path(os.environ.get("SEARCH_DB_PATH") or DEFAULT_SEARCH_DB)
+    return base.with_name(f"{base.stem}-{name}{base.suffix}")
 
 
 def free_port() -> int:
@@ -120,7 +130,8 @@ class Cluster:
         self.redis_url = f"redis://{LOOPBACK}:{port}/0"
 
     def start_app(self, name: str) -> subprocess.Popen:
-        env = {**os.environ, "REDIS_URL": self.redis_url, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "REDIS_URL": self.redis_url, "PYTHONUNBUFFERED": "1",
+               "SEARCH_DB_PATH": str(replica_index(name))}
         env.pop("GRADIO_SERVER_NAME", None)
         env.pop("GRADIO_SERVER_PORT", None)
         proc = start([sys.executable, str(ROOT / "app.py"), "--host", LOOPBACK, "--port", str(self.ports[name])],

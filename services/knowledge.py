@@ -19,13 +19,13 @@ from pathlib import Path
 from services.documents import Article, FileState, UnreadableFile, read_all, scan, split_tags
 from services.index import Index, queries
 from services.japanese import Phrase, analyser
+from settings import DEFAULT_KNOWLEDGE_DIR
 
 log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 40
 WATCH_INTERVAL = 2.0  # seconds between two scans of the folder
 FIRST_SYNC_WAIT = 10.0  # a search right after start waits this long for the first pass, then searches what is there
-ARTICLES_DIR = Path(__file__).resolve().parent.parent / "data" / "knowledge"
 
 
 @dataclass(frozen=True)
@@ -179,8 +179,8 @@ class KnowledgeBase:
                 if failure:
                     log.info("ナレッジベースの更新が再開しました")
                 failure = ""
-            except (sqlite3.Error, OSError) as exc:  # a full disk, an unwritable index: try again later
-                if str(exc) != failure:
+            except (sqlite3.Error, OSError, ValueError) as exc:  # a full disk, an unwritable or locked index
+                if str(exc) != failure:  # (tantivy's LockBusy is a ValueError): try again later
                     log.warning("ナレッジベースを更新できませんでした（次の確認で再試行します）: %s", exc)
                 failure = str(exc)
             self._first_sync.set()
@@ -217,7 +217,7 @@ class KnowledgeBase:
 
 
 @functools.cache
-def knowledge_base(db_path: Path, source_dir: Path = ARTICLES_DIR) -> KnowledgeBase:
+def knowledge_base(db_path: Path, source_dir: Path = DEFAULT_KNOWLEDGE_DIR) -> KnowledgeBase:
     """The app's knowledge base kept in `db_path` for `source_dir`, watched for changes from now on.
 
     One instance per path, so every caller shares the build lock and the one watcher.

@@ -123,7 +123,8 @@ class ConversationRecord:
         items = conversation.transcript.items
         changed = {i.item_id: i for i in items if self._written.get(i.item_id) != _signature(i)}
         order = [i.item_id for i in items]
-        removed = [item_id for item_id in self._written if item_id not in set(order)]
+        present = set(order)
+        removed = [item_id for item_id in self._written if item_id not in present]
         responses: list[ResponseUsage] = conversation.usage.responses[self._responses:]
         if not changed and not removed and not responses and order == self._order and not self._whole:
             self.pending = False

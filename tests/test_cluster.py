@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,16 @@ def test_a_rolling_restart_ends_no_conversation(tmp_path):
     assert "app1 is back" in output, output
     restarted = [int(pid) for pid in re.findall(r"is back \(pid (\d+)\)", output)]
     assert not [pid for pid in cluster.pids + restarted if alive(pid)], "a process outlived the cluster"
+
+
+def test_each_replica_keeps_its_own_knowledge_index(monkeypatch, tmp_path):
+    """Replicas on one host sharing one index would rebuild and lock it under each other (one writer each)."""
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "deploy"))
+    sys.modules.pop("cluster", None)
+    import cluster
+
+    monkeypatch.setenv("SEARCH_DB_PATH", str(tmp_path / "kb.sqlite3"))
+    assert [cluster.replica_index(n) for n in ("app1", "app2")] == [tmp_path / "kb-app1.sqlite3",
+                                                                     tmp_path / "kb-app2.sqlite3"]

@@ -132,6 +132,8 @@ def test_each_tool_summarises_its_own_result():
     found = {"total": 5, "hits": [{"title": "機械学習"}, {"title": "深層学習"}, {"title": "強化学習"}]}
     assert registry.get("search_database").summarize(found) == "5件: 機械学習、深層学習"
     assert registry.get("search_database").summarize({"total": 0, "hits": []}) == "該当なし"
+    sourced = {"total": 2, "hits": [{"title": "納期の目安", "source": "faq/納期.md"}, {"title": "申し込み"}]}
+    assert registry.get("search_database").summarize(sourced) == "2件: 納期の目安（faq/納期.md）、申し込み"
 
 
 def test_the_default_summary_is_the_text_cut_short_and_an_odd_result_falls_back_to_it():

@@ -113,8 +113,9 @@ class VoiceHandler(AsyncStreamHandler):
             log.info("ending a voice call at its time limit (%.0f s)", self.time_limit)
             await self.send_message(create_message("end_stream", TIME_LIMIT_NOTICE.format(
                 minutes=f"{self.time_limit / 60:g}")))
-        if self._call is not None:
-            self.registry.end_call(self._call)  # the slot is free now, whatever the peer connection does
+        call, self._call = self._call, None  # ended once: the hang-up's shutdown finds nothing left to end
+        if call is not None:
+            self.registry.end_call(call)  # the slot is free now, whatever the peer connection does
         self._hang_up(self._webrtc_id, 0.0)
 
     def follow(self, conversation: Conversation | None) -> None:
