@@ -23,6 +23,7 @@ from conversation.usage import ResponseUsage, TokenUsage
 from shared_state.store import SharedStore
 
 log = logging.getLogger(__name__)
+TAKEN_OVER = object()  # what a write returns when another replica owns the record
 
 RETRY_SECONDS = 2.0  # while Redis is behind (down, or a write failed), try to catch up this often
 _ITEM_FIELDS = {f.name for f in dataclasses.fields(Item)}
@@ -113,10 +114,8 @@ class ConversationRecord:
         return ok and writer in (None, self.token)
 
     async def write(self, conversation: Conversation) -> None:
-        """Write what changed since the last successful write (all of it, in one transaction)."""
-        if not self._stopped and self._store.up and not await self.ours() and self._store.up:
-            log.info("this conversation was taken over by another replica: no longer written here")
-            self.stop()
+        """Write what changed since the last successful write (all of it, in one transaction that holds only
+        while the record is still this copy's: a replica that took the conversation over wins)."""
         if self._stopped:
             self.pending = False
             return
@@ -132,8 +131,14 @@ class ConversationRecord:
         items_key, order_key, usage_key, writer_key = self.keys
         whole, rewrites = self._whole, self._rewrites
 
+        from redis.exceptions import WatchError  # the redis package is loaded only when REDIS_URL is set
+
         async def write(r):
             async with r.pipeline(transaction=True) as pipe:
+                await pipe.watch(writer_key)  # the check and the writes are one: no takeover can fall between
+                if await pipe.get(writer_key) not in (None, self.token):
+                    return TAKEN_OVER
+                pipe.multi()
                 if whole:
                     pipe.delete(items_key, usage_key)
                 if changed:
@@ -148,10 +153,18 @@ class ConversationRecord:
                 pipe.set(writer_key, self.token)
                 for key in self.keys:
                     pipe.expire(key, self._ttl)
-                return await pipe.execute()
+                try:
+                    return await pipe.execute()
+                except WatchError:  # another replica wrote the record meanwhile: it is theirs now
+                    return TAKEN_OVER
 
         signatures = {k: _signature(i) for k, i in changed.items()}  # as written, not as they are after the await
-        ok, _ = await self._store.run(write)
+        ok, result = await self._store.run(write)
+        if ok and result is TAKEN_OVER:
+            log.info("this conversation was taken over by another replica: no longer written here")
+            self.stop()
+            self.pending = False
+            return
         if rewrites != self._rewrites:  # Redis came back during this write: everything goes again
             return
         self.pending = not ok
